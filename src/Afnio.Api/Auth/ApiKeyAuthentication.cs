@@ -1,0 +1,85 @@
+using System.Security.Claims;
+using System.Text.Encodings.Web;
+using Afnio.Api.Infrastructure;
+using Afnio.Data;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace Afnio.Api.Auth;
+
+/// <summary>
+/// <c>Authorization: Bearer &lt;key&gt;</c>: the admin key from configuration, or a project key
+/// looked up by its hash. Failures answer 401 ProblemDetails; there is no 403 in this API.
+/// </summary>
+internal sealed class ApiKeyAuthenticationHandler(
+    IOptionsMonitor<AuthenticationSchemeOptions> options,
+    ILoggerFactory logger,
+    UrlEncoder encoder,
+    AfnioDbContext db,
+    IOptions<AfnioOptions> afnio)
+    : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
+{
+    public const string SchemeName = "ApiKey";
+    public const string ProjectClaim = "afnio:project_id";
+    public const string ApiKeyClaim = "afnio:api_key_id";
+    public const string AdminRole = "admin";
+
+    protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
+    {
+        string? header = Request.Headers.Authorization;
+        if (string.IsNullOrEmpty(header))
+        {
+            return AuthenticateResult.NoResult();
+        }
+
+        if (!header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+        {
+            return AuthenticateResult.Fail("The Authorization header must be 'Bearer <key>'.");
+        }
+
+        var token = header["Bearer ".Length..].Trim();
+        if (afnio.Value.AdminKey is { Length: > 0 } adminKey && ApiKeys.SecretEquals(token, adminKey))
+        {
+            return Success(new Claim(ClaimTypes.Role, AdminRole));
+        }
+
+        if (!token.StartsWith(ApiKeys.Prefix, StringComparison.Ordinal))
+        {
+            return AuthenticateResult.Fail("The API key is not valid.");
+        }
+
+        var hash = ApiKeys.Hash(token);
+        var key = await db.ApiKeys.AsNoTracking()
+            .Where(k => k.SecretHash == hash && k.RevokedAt == null)
+            .Select(k => new { k.Id, k.ProjectId })
+            .SingleOrDefaultAsync(Context.RequestAborted);
+        return key is null
+            ? AuthenticateResult.Fail("The API key is not valid or has been revoked.")
+            : Success(new Claim(ProjectClaim, key.ProjectId.ToString("N")), new Claim(ApiKeyClaim, key.Id.ToString("N")));
+    }
+
+    protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
+    {
+        Response.Headers.WWWAuthenticate = "Bearer";
+        var result = await Context.AuthenticateAsync(SchemeName);
+        var (code, detail) = result.Failure is { } failure
+            ? ("invalid_api_key", failure.Message)
+            : ("missing_api_key", "Send an API key as 'Authorization: Bearer <key>'.");
+        await Problems.WriteAsync(Context, StatusCodes.Status401Unauthorized, code, detail);
+    }
+
+    protected override Task HandleForbiddenAsync(AuthenticationProperties properties)
+    {
+        // Authenticated with the wrong kind of key. Answer 401, never 403: 403 would confirm that
+        // the resource exists.
+        var (code, detail) = Context.User.IsInRole(AdminRole)
+            ? ("project_key_required", "This call works on a project's data: use a project API key (afn_…), not the admin key.")
+            : ("admin_key_required", "This call manages projects: use the admin key.");
+        return Problems.WriteAsync(Context, StatusCodes.Status401Unauthorized, code, detail).AsTask();
+    }
+
+    private static AuthenticateResult Success(params Claim[] claims) =>
+        AuthenticateResult.Success(new AuthenticationTicket(
+            new ClaimsPrincipal(new ClaimsIdentity(claims, SchemeName)), SchemeName));
+}

@@ -1,0 +1,24 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace Afnio.Api.Auth;
+
+/// <summary>
+/// Project keys are <c>afn_</c> and 43 random base62 characters (about 256 bits). With that much
+/// entropy a single SHA-256 is a safe verifier: there is nothing to brute-force.
+/// </summary>
+public static class ApiKeys
+{
+    public const string Prefix = "afn_";
+    private const string Alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+    public static string Generate() => Prefix + RandomNumberGenerator.GetString(Alphabet, 43);
+
+    public static string Hash(string key) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
+
+    public static string Hint(string key) => key[^4..];
+
+    /// <summary>Constant-time comparison of two secrets of any length.</summary>
+    public static bool SecretEquals(string a, string b) =>
+        CryptographicOperations.FixedTimeEquals(SHA256.HashData(Encoding.UTF8.GetBytes(a)), SHA256.HashData(Encoding.UTF8.GetBytes(b)));
+}

@@ -1,0 +1,43 @@
+namespace Afnio.Api.Infrastructure;
+
+/// <summary>The <c>Afnio</c> configuration section (environment: <c>Afnio__AdminKey</c> and so on).</summary>
+public sealed class AfnioOptions
+{
+    public const string Section = "Afnio";
+
+    /// <summary>The key that manages projects and their API keys. Without it, admin calls answer 401.</summary>
+    public string? AdminKey { get; set; }
+
+    /// <summary>Requests with a larger body are refused with 413.</summary>
+    public long MaxRequestBodyBytes { get; set; } = 1024 * 1024;
+
+    public RateLimitOptions RateLimit { get; set; } = new();
+
+    public IdempotencyOptions Idempotency { get; set; } = new();
+
+    public WorkerOptions Worker { get; set; } = new();
+
+    public sealed class RateLimitOptions
+    {
+        /// <summary>Burst size per API key.</summary>
+        public int TokenLimit { get; set; } = 200;
+
+        /// <summary>Requests added back to each key's bucket per second.</summary>
+        public int TokensPerSecond { get; set; } = 50;
+    }
+
+    public sealed class IdempotencyOptions
+    {
+        /// <summary>How long a stored response can be replayed.</summary>
+        public double RetentionHours { get; set; } = 24;
+
+        /// <summary>How long a request in flight holds its key before a retry may take it over.</summary>
+        public double LockSeconds { get; set; } = 60;
+    }
+
+    public sealed class WorkerOptions
+    {
+        /// <summary>True: the API process also runs the Hangfire server (one-machine mode).</summary>
+        public bool InProcess { get; set; }
+    }
+}

@@ -1,0 +1,90 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Afnio.Api.Idempotency;
+using Afnio.Domain.Variables;
+using Microsoft.OpenApi;
+using Swashbuckle.AspNetCore.SwaggerGen;
+
+namespace Afnio.Api.Infrastructure;
+
+public static class OpenApiSetup
+{
+    public static readonly Action<JsonSerializerOptions> ConfigureJson = o =>
+    {
+        o.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
+        o.DictionaryKeyPolicy = JsonNamingPolicy.SnakeCaseLower;
+        // Unknown fields are refused, so a typo never silently does nothing.
+        o.UnmappedMemberHandling = System.Text.Json.Serialization.JsonUnmappedMemberHandling.Disallow;
+        o.RespectNullableAnnotations = true;
+        o.RespectRequiredConstructorParameters = true;
+        o.AllowTrailingCommas = false;
+    };
+
+    public static IServiceCollection AddAfnioOpenApi(this IServiceCollection services)
+    {
+        services.ConfigureHttpJsonOptions(o => ConfigureJson(o.SerializerOptions));
+        services.Configure<Microsoft.AspNetCore.Mvc.JsonOptions>(o => ConfigureJson(o.JsonSerializerOptions));
+        services.AddEndpointsApiExplorer();
+        services.AddSwaggerGen(o =>
+        {
+            o.SwaggerDoc("v1", new OpenApiInfo
+            {
+                Title = "Afnio API",
+                Version = "v1",
+                Description = "Optimize LLM programs with textual gradients: variables, operations, backward passes and "
+                    + "TGD optimizer steps as a REST service. Authenticate with 'Authorization: Bearer <key>'. "
+                    + "Errors are RFC 9457 problem documents with a stable 'code'. POST requests accept an "
+                    + "'Idempotency-Key' header; stored responses are replayed for 24 hours.",
+            });
+            o.SupportNonNullableReferenceTypes();
+            o.NonNullableReferenceTypesAsRequired();
+            o.AddSecurityDefinition("bearer", new OpenApiSecurityScheme
+            {
+                Type = SecuritySchemeType.Http,
+                Scheme = "bearer",
+                Description = "A project API key (afn_…), or the admin key for /v1/projects and /v1/admin.",
+            });
+            o.AddSecurityRequirement(document => new OpenApiSecurityRequirement
+            {
+                [new OpenApiSecuritySchemeReference("bearer", document)] = [],
+            });
+            o.MapType<VariableData>(() => new OpenApiSchema
+            {
+                Description = "A string, integer, float, boolean or null, or a list of only strings or only numbers.",
+                Examples = [JsonValue.Create("You are a helpful assistant.")!],
+            });
+            o.MapType<JsonElement>(() => new OpenApiSchema { Description = "Any JSON value." });
+            o.CustomSchemaIds(SchemaId);
+            o.OperationFilter<IdempotencyKeyHeaderFilter>();
+        });
+        return services;
+    }
+
+    // ListResponse<VariableResponse> becomes "VariableList", not "VariableResponseListResponse".
+    private static string SchemaId(Type type) =>
+        type.IsGenericType && type.GetGenericTypeDefinition() == typeof(ListResponse<>)
+            ? type.GetGenericArguments()[0].Name.Replace("Response", string.Empty, StringComparison.Ordinal) + "List"
+            : type.Name;
+
+    private sealed class IdempotencyKeyHeaderFilter : IOperationFilter
+    {
+        public void Apply(OpenApiOperation operation, OperationFilterContext context)
+        {
+            if (!string.Equals(context.ApiDescription.HttpMethod, "POST", StringComparison.OrdinalIgnoreCase))
+            {
+                return;
+            }
+
+            operation.Parameters ??= [];
+            operation.Parameters.Add(new OpenApiParameter
+            {
+                Name = IdempotencyMiddleware.HeaderName,
+                In = ParameterLocation.Header,
+                Required = false,
+                Description = "Makes a retry safe: the same key with the same request replays the stored response "
+                    + "for 24 hours; the same key with a different request answers 422.",
+                Schema = new OpenApiSchema { Type = JsonSchemaType.String, MaxLength = 255 },
+            });
+        }
+    }
+}

@@ -1,0 +1,180 @@
+using System.Text.Json;
+using Afnio.Domain.Common;
+using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.Mvc;
+
+namespace Afnio.Api.Infrastructure;
+
+/// <summary>
+/// The one place that turns failures into RFC 9457 ProblemDetails with <c>code</c>, <c>param</c>
+/// and <c>request_id</c>. Bad input never becomes a 500.
+/// </summary>
+public static class Problems
+{
+    public const string ErrorTypeBase = "https://afnio.dev/errors/";
+
+    public static IServiceCollection AddAfnioProblems(this IServiceCollection services)
+    {
+        services.AddProblemDetails(o => o.CustomizeProblemDetails = ctx =>
+        {
+            var problem = ctx.ProblemDetails;
+            problem.Extensions["request_id"] = ctx.HttpContext.TraceIdentifier;
+            problem.Extensions.Remove("traceId");
+            if (!problem.Extensions.ContainsKey("code"))
+            {
+                var code = DefaultCode(problem.Status ?? 500);
+                problem.Extensions["code"] = code;
+                problem.Type = ErrorTypeBase + code;
+            }
+
+            problem.Extensions.TryAdd("param", null);
+        });
+        services.AddExceptionHandler<AfnioExceptionHandler>();
+        return services;
+    }
+
+    /// <summary>Writes a problem response with a stable code.</summary>
+    public static ValueTask WriteAsync(HttpContext http, int status, string code, string detail, string? param = null)
+    {
+        http.Response.StatusCode = status;
+        var problems = http.RequestServices.GetRequiredService<IProblemDetailsService>();
+        return problems.WriteAsync(new ProblemDetailsContext
+        {
+            HttpContext = http,
+            ProblemDetails = Create(status, code, detail, param),
+        });
+    }
+
+    public static ProblemDetails Create(int status, string code, string detail, string? param) => new()
+    {
+        Status = status,
+        Title = TitleFor(status),
+        Detail = detail,
+        Type = ErrorTypeBase + code,
+        Extensions = { ["code"] = code, ["param"] = param },
+    };
+
+    private static string DefaultCode(int status) => status switch
+    {
+        400 => "bad_request",
+        401 => "unauthorized",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        406 => "not_acceptable",
+        409 => "conflict",
+        413 => "payload_too_large",
+        415 => "unsupported_media_type",
+        422 => "unprocessable_entity",
+        429 => "rate_limited",
+        _ => status >= 500 ? "internal_error" : "error",
+    };
+
+    private static string TitleFor(int status) => status switch
+    {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        409 => "Conflict",
+        413 => "Payload Too Large",
+        415 => "Unsupported Media Type",
+        422 => "Unprocessable Entity",
+        429 => "Too Many Requests",
+        _ => "Error",
+    };
+}
+
+/// <summary>Maps our exceptions, and the framework's bad-request exceptions, to 4xx problems.</summary>
+internal sealed class AfnioExceptionHandler : IExceptionHandler
+{
+    private static readonly HashSet<string> ReadOnlyFields =
+        ["id", "object", "created_at", "is_leaf", "grad_fn", "grad", "output_nr", "retain_grad"];
+
+    public async ValueTask<bool> TryHandleAsync(HttpContext http, Exception exception, CancellationToken cancellationToken)
+    {
+        (int Status, string Code, string Detail, string? Param)? problem = exception switch
+        {
+            ApiException e => (e.Status, e.Code, e.Message, e.Param),
+            AfnioException e => (e.Kind switch
+            {
+                ErrorKind.NotFound => 404,
+                ErrorKind.Conflict => 409,
+                _ => 400,
+            }, e.Code, e.Message, e.Param),
+            BadHttpRequestException e => FromBadRequest(e),
+            _ => null,
+        };
+
+        if (problem is not { } p)
+        {
+            return false;
+        }
+
+        await Problems.WriteAsync(http, p.Status, p.Code, p.Detail, p.Param);
+        return true;
+    }
+
+    private static (int, string, string, string?) FromBadRequest(BadHttpRequestException e)
+    {
+        if (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            return (413, "payload_too_large", "The request body is larger than the limit of this server.", null);
+        }
+
+        if (e.StatusCode == StatusCodes.Status415UnsupportedMediaType)
+        {
+            return (415, "unsupported_media_type", "Send the request body as application/json.", null);
+        }
+
+        if (FindJsonException(e) is not { } json)
+        {
+            // Missing required body, unparsable route or query values.
+            return (400, "invalid_request", e.Message, null);
+        }
+
+        var param = JsonPathToParam(json.Path);
+        var message = json.Message;
+        if (message.Contains("could not be mapped to any .NET member", StringComparison.Ordinal))
+        {
+            var field = ExtractQuoted(message) ?? param ?? "?";
+            return ReadOnlyFields.Contains(field)
+                ? (400, "read_only_field", $"The field '{field}' is read-only and cannot be set in a request.", field)
+                : (400, "unknown_field", $"Unknown field '{field}'. Remove it, or check the spelling against the API reference.", field);
+        }
+
+        if (message.Contains("missing required properties", StringComparison.Ordinal))
+        {
+            return (400, "missing_field", message, null);
+        }
+
+        if (json.GetType().Name == "JsonReaderException" || json.InnerException is null && json.Path is null or "$")
+        {
+            return (400, "invalid_json", $"The request body is not valid JSON: {message}", null);
+        }
+
+        return (400, "invalid_type",
+            param is null ? message : $"The field '{param}' has the wrong type. {message}", param);
+    }
+
+    private static JsonException? FindJsonException(Exception? e)
+    {
+        for (; e is not null; e = e.InnerException)
+        {
+            if (e is JsonException json)
+            {
+                return json;
+            }
+        }
+
+        return null;
+    }
+
+    private static string? JsonPathToParam(string? path) =>
+        path is null or "$" ? null : path.StartsWith("$.", StringComparison.Ordinal) ? path[2..] : path.TrimStart('$');
+
+    private static string? ExtractQuoted(string message)
+    {
+        var start = message.IndexOf('\'', StringComparison.Ordinal);
+        var end = start >= 0 ? message.IndexOf('\'', start + 1) : -1;
+        return end > start ? message[(start + 1)..end] : null;
+    }
+}

@@ -1,0 +1,70 @@
+using System.Globalization;
+using System.Threading.RateLimiting;
+using Afnio.Api.Auth;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.RateLimiting;
+using Microsoft.Extensions.Options;
+
+namespace Afnio.Api.Infrastructure;
+
+public static class RequestLimits
+{
+    /// <summary>
+    /// Refuses bodies over <see cref="AfnioOptions.MaxRequestBodyBytes"/> with 413 before reading
+    /// them when the length is declared, and caps chunked bodies while they stream.
+    /// </summary>
+    public static IApplicationBuilder UseRequestBodyLimit(this IApplicationBuilder app) => app.Use(async (http, next) =>
+    {
+        var limit = http.RequestServices.GetRequiredService<IOptions<AfnioOptions>>().Value.MaxRequestBodyBytes;
+        if (http.Request.ContentLength > limit)
+        {
+            await Problems.WriteAsync(http, StatusCodes.Status413PayloadTooLarge, "payload_too_large",
+                $"The request body has {http.Request.ContentLength} bytes; the limit is {limit} bytes.");
+            return;
+        }
+
+        if (http.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } feature)
+        {
+            feature.MaxRequestBodySize = limit;
+        }
+
+        await next(http);
+    });
+
+    /// <summary>A token bucket per API key (per address for anonymous calls); 429 with Retry-After when empty.</summary>
+    public static IServiceCollection AddAfnioRateLimits(this IServiceCollection services, AfnioOptions.RateLimitOptions options)
+    {
+        services.AddRateLimiter(o =>
+        {
+            o.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
+            o.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, string>(http =>
+            {
+                if (http.Request.Path.StartsWithSegments("/healthz"))
+                {
+                    return RateLimitPartition.GetNoLimiter("health");
+                }
+
+                var partition = http.User.FindFirst(ApiKeyAuthenticationHandler.ApiKeyClaim)?.Value
+                    ?? (http.User.IsInRole(ApiKeyAuthenticationHandler.AdminRole) ? "admin" : $"ip:{http.Connection.RemoteIpAddress}");
+                return RateLimitPartition.GetTokenBucketLimiter(partition, _ => new TokenBucketRateLimiterOptions
+                {
+                    TokenLimit = options.TokenLimit,
+                    TokensPerPeriod = options.TokensPerSecond,
+                    ReplenishmentPeriod = TimeSpan.FromSeconds(1),
+                    QueueLimit = 0,
+                    AutoReplenishment = true,
+                });
+            });
+            o.OnRejected = async (ctx, _) =>
+            {
+                var seconds = ctx.Lease.TryGetMetadata(MetadataName.RetryAfter, out var retryAfter)
+                    ? Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds))
+                    : 1;
+                ctx.HttpContext.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
+                await Problems.WriteAsync(ctx.HttpContext, StatusCodes.Status429TooManyRequests, "rate_limited",
+                    $"Too many requests for this API key. Retry after {seconds} s.");
+            };
+        });
+        return services;
+    }
+}

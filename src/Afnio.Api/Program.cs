@@ -1,0 +1,49 @@
+using Afnio.Api.Auth;
+using Afnio.Api.Idempotency;
+using Afnio.Api.Infrastructure;
+using Afnio.Api.Jobs;
+using Afnio.Api.Projects;
+using Afnio.Api.Variables;
+using Afnio.Data;
+using Afnio.Worker;
+
+var builder = WebApplication.CreateBuilder(args);
+var options = builder.Configuration.GetSection(AfnioOptions.Section).Get<AfnioOptions>() ?? new AfnioOptions();
+builder.Services.Configure<AfnioOptions>(builder.Configuration.GetSection(AfnioOptions.Section));
+builder.Services.AddSingleton(TimeProvider.System);
+builder.Services.AddAfnioData(builder.Configuration);
+builder.Services.AddAfnioProblems();
+builder.Services.AddAfnioAuth();
+builder.Services.AddAfnioRateLimits(options.RateLimit);
+builder.Services.AddAfnioOpenApi();
+builder.Services.AddHealthChecks().AddDbContextCheck<AfnioDbContext>(tags: ["ready"]);
+builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
+if (options.Worker.InProcess)
+{
+    builder.Services.AddAfnioWorker();
+}
+
+var app = builder.Build();
+app.UseExceptionHandler();
+app.UseStatusCodePages();
+app.UseRequestBodyLimit();
+app.UseSwagger();
+app.UseSwaggerUI(o => o.DocumentTitle = "Afnio API");
+app.UseAuthentication();
+app.UseRateLimiter();
+app.UseAuthorization();
+app.UseMiddleware<IdempotencyMiddleware>();
+
+app.MapHealthChecks("/healthz/live", new() { Predicate = _ => false }).AllowAnonymous();
+app.MapHealthChecks("/healthz/ready", new() { Predicate = c => c.Tags.Contains("ready") }).AllowAnonymous();
+
+var v1 = app.MapGroup("/v1").ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status401Unauthorized)
+    .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status429TooManyRequests);
+v1.MapProjects();
+v1.MapAdminJobs();
+v1.MapVariables();
+
+app.Run();
+
+/// <summary>Entry point; public so tests can host the API with WebApplicationFactory.</summary>
+public partial class Program;

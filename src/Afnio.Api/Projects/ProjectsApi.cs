@@ -1,0 +1,115 @@
+using Afnio.Api.Auth;
+using Afnio.Api.Infrastructure;
+using Afnio.Data;
+using Afnio.Data.Projects;
+using Afnio.Domain.Common;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+
+namespace Afnio.Api.Projects;
+
+/// <summary>Admin-only: projects and their API keys.</summary>
+public static class ProjectsApi
+{
+    public static RouteGroupBuilder MapProjects(this RouteGroupBuilder v1)
+    {
+        var group = v1.MapGroup("/projects").WithTags("Projects").RequireAuthorization(AuthSetup.AdminPolicy);
+        group.MapPost("/", CreateProject).WithName("createProject");
+        group.MapGet("/", ListProjects).WithName("listProjects");
+        group.MapGet("/{id}", GetProject).WithName("retrieveProject");
+        group.MapPost("/{id}/api_keys", CreateApiKey).WithName("createApiKey");
+        group.MapGet("/{id}/api_keys", ListApiKeys).WithName("listApiKeys");
+        group.MapDelete("/{id}/api_keys/{keyId}", RevokeApiKey).WithName("revokeApiKey");
+        return v1;
+    }
+
+    public static async Task<Created<ProjectResponse>> CreateProject(
+        CreateProjectRequest request, AfnioDbContext db, TimeProvider clock, CancellationToken ct)
+    {
+        var name = request.Name.Trim();
+        if (name.Length is 0 or > 200)
+        {
+            throw ApiException.BadRequest("invalid_name", "name must be 1 to 200 characters.", "name");
+        }
+
+        var project = new Project { Id = PrefixedId.NewGuid(), Name = name, CreatedAt = clock.GetUtcNow() };
+        db.Projects.Add(project);
+        await db.SaveChangesAsync(ct);
+        var response = ToResponse(project);
+        return TypedResults.Created($"/v1/projects/{response.Id}", response);
+    }
+
+    public static async Task<Ok<ListResponse<ProjectResponse>>> ListProjects(
+        [AsParameters] PageQuery page, AfnioDbContext db, CancellationToken ct)
+    {
+        var (rows, limit) = await db.Projects.AsNoTracking().FetchPageAsync(PrefixedId.Project, page, ct);
+        return TypedResults.Ok(Paging.ToList(rows.Select(ToResponse).ToList(), limit, p => p.Id));
+    }
+
+    public static async Task<Ok<ProjectResponse>> GetProject(string id, AfnioDbContext db, CancellationToken ct) =>
+        TypedResults.Ok(ToResponse(await FindProjectAsync(db, id, ct)));
+
+    public static async Task<Created<ApiKeyCreatedResponse>> CreateApiKey(
+        string id, CreateApiKeyRequest request, AfnioDbContext db, TimeProvider clock, CancellationToken ct)
+    {
+        var project = await FindProjectAsync(db, id, ct);
+        var name = request.Name?.Trim() is { Length: > 0 } n ? n : "default";
+        if (name.Length > 200)
+        {
+            throw ApiException.BadRequest("invalid_name", "name must be at most 200 characters.", "name");
+        }
+
+        var secret = ApiKeys.Generate();
+        var key = new ApiKey
+        {
+            Id = PrefixedId.NewGuid(),
+            ProjectId = project.Id,
+            Name = name,
+            SecretHash = ApiKeys.Hash(secret),
+            Hint = ApiKeys.Hint(secret),
+            CreatedAt = clock.GetUtcNow(),
+        };
+        db.ApiKeys.Add(key);
+        await db.SaveChangesAsync(ct);
+        var keyId = PrefixedId.Format(PrefixedId.ApiKey, key.Id);
+        return TypedResults.Created($"/v1/projects/{id}/api_keys/{keyId}", new ApiKeyCreatedResponse(
+            keyId, PrefixedId.Format(PrefixedId.Project, project.Id), key.Name, secret, key.Hint, UnixTime.Of(key.CreatedAt)));
+    }
+
+    public static async Task<Ok<ListResponse<ApiKeyResponse>>> ListApiKeys(string id, AfnioDbContext db, CancellationToken ct)
+    {
+        var project = await FindProjectAsync(db, id, ct);
+        var keys = await db.ApiKeys.AsNoTracking().Where(k => k.ProjectId == project.Id).OrderBy(k => k.Id).ToListAsync(ct);
+        return TypedResults.Ok(Paging.ToList(keys.Select(ToResponse).ToList(), int.MaxValue, k => k.Id));
+    }
+
+    /// <summary>Revoking is immediate and permanent; revoking a revoked key changes nothing.</summary>
+    public static async Task<Ok<ApiKeyResponse>> RevokeApiKey(
+        string id, string keyId, AfnioDbContext db, TimeProvider clock, CancellationToken ct)
+    {
+        var project = await FindProjectAsync(db, id, ct);
+        if (!PrefixedId.TryParse(PrefixedId.ApiKey, keyId, out var keyGuid))
+        {
+            throw ApiException.NotFound("api_key", "key_id");
+        }
+
+        var key = await db.ApiKeys.SingleOrDefaultAsync(k => k.Id == keyGuid && k.ProjectId == project.Id, ct)
+            ?? throw ApiException.NotFound("api_key", "key_id");
+        key.RevokedAt ??= clock.GetUtcNow();
+        await db.SaveChangesAsync(ct);
+        return TypedResults.Ok(ToResponse(key));
+    }
+
+    private static async Task<Project> FindProjectAsync(AfnioDbContext db, string id, CancellationToken ct) =>
+        PrefixedId.TryParse(PrefixedId.Project, id, out var guid)
+        && await db.Projects.AsNoTracking().SingleOrDefaultAsync(p => p.Id == guid, ct) is { } project
+            ? project
+            : throw ApiException.NotFound("project", "id");
+
+    private static ProjectResponse ToResponse(Project p) =>
+        new(PrefixedId.Format(PrefixedId.Project, p.Id), p.Name, UnixTime.Of(p.CreatedAt));
+
+    private static ApiKeyResponse ToResponse(ApiKey k) => new(
+        PrefixedId.Format(PrefixedId.ApiKey, k.Id), PrefixedId.Format(PrefixedId.Project, k.ProjectId),
+        k.Name, k.Hint, UnixTime.Of(k.CreatedAt), UnixTime.Of(k.RevokedAt));
+}

@@ -1,0 +1,68 @@
+using Afnio.Data.Jobs;
+using Hangfire;
+using Hangfire.PostgreSql;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+
+namespace Afnio.Data;
+
+/// <summary>The one place that wires PostgreSQL and Hangfire for every process (API, Worker, migrator).</summary>
+public static class AfnioDataSetup
+{
+    /// <summary>Hangfire's tables live in their own schema, never mapped by EF Core.</summary>
+    public const string HangfireSchema = "hangfire";
+
+    /// <summary>Queues are fetched in alphabetical order, so the names carry the priority.</summary>
+    public static readonly string[] Queues = ["a_control", "b_default"];
+
+    /// <summary>Reads <c>ConnectionStrings:Postgres</c> or explains how to set it.</summary>
+    public static string GetPostgresConnectionString(this IConfiguration configuration) =>
+        configuration.GetConnectionString("Postgres") is { Length: > 0 } cs
+            ? cs
+            : throw new InvalidOperationException(
+                "No database configured. Set ConnectionStrings__Postgres (for example " +
+                "'Host=127.0.0.1;Port=5432;Database=afnio;Username=afnio;Password=…'), or start the service with scripts/run.sh.");
+
+    /// <summary>Registers <see cref="AfnioDbContext"/> and the Hangfire client (enqueueing only).</summary>
+    public static IServiceCollection AddAfnioData(this IServiceCollection services, IConfiguration configuration)
+    {
+        var connectionString = configuration.GetPostgresConnectionString();
+        services.AddDbContext<AfnioDbContext>(o => ConfigureDbContext(o, connectionString));
+        services.AddHangfire(cfg => ConfigureHangfire(cfg, connectionString, prepareSchema: false));
+        return services;
+    }
+
+    public static void ConfigureDbContext(DbContextOptionsBuilder options, string connectionString) =>
+        options.UseNpgsql(connectionString, o => o.MigrationsAssembly("Afnio.Migrations"))
+               .UseSnakeCaseNamingConvention();
+
+    /// <summary>
+    /// Long polling (LISTEN/NOTIFY) must be on in the enqueuing process as well as in the worker, or a
+    /// separate worker only sees new jobs at its next poll. Sliding invisibility keeps a long job from
+    /// being fetched twice; a short retry policy keeps Hangfire from re-running paid work for hours:
+    /// our jobs checkpoint their own steps.
+    /// </summary>
+    public static IGlobalConfiguration ConfigureHangfire(IGlobalConfiguration cfg, string connectionString, bool prepareSchema)
+    {
+        var hangfireConnection = new NpgsqlConnectionStringBuilder(connectionString) { ApplicationName = "afnio-hangfire" }.ConnectionString;
+        return cfg
+            .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
+            .UseSimpleAssemblyNameTypeSerializer()
+            .UseRecommendedSerializerSettings()
+            .UseFilter(new AutomaticRetryAttribute { Attempts = 3, DelaysInSeconds = [5, 30, 120] })
+            .UsePostgreSqlStorage(o => o.UseNpgsqlConnection(hangfireConnection), StorageOptions(prepareSchema));
+    }
+
+    public static PostgreSqlStorageOptions StorageOptions(bool prepareSchema) => new()
+    {
+        SchemaName = HangfireSchema,
+        PrepareSchemaIfNecessary = prepareSchema,
+        EnableLongPolling = true,
+        QueuePollInterval = TimeSpan.FromSeconds(5),
+        UseSlidingInvisibilityTimeout = true,
+        InvisibilityTimeout = TimeSpan.FromMinutes(5),
+        AllowDegradedModeWithoutStorage = false,
+    };
+}

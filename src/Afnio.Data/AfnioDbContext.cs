@@ -1,0 +1,20 @@
+using Afnio.Data.Idempotency;
+using Afnio.Data.Jobs;
+using Afnio.Data.Projects;
+using Afnio.Data.Variables;
+using Microsoft.EntityFrameworkCore;
+
+namespace Afnio.Data;
+
+public sealed class AfnioDbContext(DbContextOptions<AfnioDbContext> options) : DbContext(options)
+{
+    public DbSet<Project> Projects => Set<Project>();
+    public DbSet<ApiKey> ApiKeys => Set<ApiKey>();
+    public DbSet<Variable> Variables => Set<Variable>();
+    public DbSet<VariableGradient> VariableGradients => Set<VariableGradient>();
+    public DbSet<IdempotencyRecord> IdempotencyRecords => Set<IdempotencyRecord>();
+    public DbSet<Job> Jobs => Set<Job>();
+
+    protected override void OnModelCreating(ModelBuilder modelBuilder) =>
+        modelBuilder.ApplyConfigurationsFromAssembly(typeof(AfnioDbContext).Assembly);
+}

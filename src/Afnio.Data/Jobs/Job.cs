@@ -1,0 +1,74 @@
+using System.Text.Json.Serialization;
+using Afnio.Domain.Common;
+using Afnio.Data.Projects;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Metadata.Builders;
+
+namespace Afnio.Data.Jobs;
+
+[JsonConverter(typeof(SnakeCaseEnumConverter<JobStatus>))]
+public enum JobStatus
+{
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelling,
+    Cancelled,
+}
+
+/// <summary>
+/// A unit of background work as users see it. Hangfire executes jobs; this row is the truth the
+/// API shows. System jobs (housekeeping) have no project and are visible to the admin only.
+/// </summary>
+public sealed class Job : IHasId
+{
+    public required Guid Id { get; init; }
+    public Guid? ProjectId { get; init; }
+    public required string Type { get; init; }
+    public JobStatus Status { get; set; } = JobStatus.Queued;
+    public int ProgressCompleted { get; set; }
+    public int ProgressTotal { get; set; }
+
+    /// <summary>The job's result as JSON, written once when it succeeds.</summary>
+    public string? Result { get; set; }
+
+    public string? ErrorCode { get; set; }
+    public string? ErrorMessage { get; set; }
+    public string? HangfireJobId { get; set; }
+
+    /// <summary>Which process ran the job last (<c>host:pid</c>), for operators.</summary>
+    public string? ExecutedBy { get; set; }
+
+    public required DateTimeOffset CreatedAt { get; init; }
+    public DateTimeOffset? StartedAt { get; set; }
+    public DateTimeOffset? FinishedAt { get; set; }
+
+    public bool IsTerminal => Status is JobStatus.Succeeded or JobStatus.Failed or JobStatus.Cancelled;
+}
+
+public sealed class JobConfiguration : IEntityTypeConfiguration<Job>
+{
+    public void Configure(EntityTypeBuilder<Job> builder)
+    {
+        builder.HasKey(j => j.Id);
+        builder.Property(j => j.Type).HasMaxLength(64);
+        builder.Property(j => j.Status).HasConversion(
+            s => JobStatusNames.ToName(s), s => JobStatusNames.Parse(s)).HasMaxLength(16);
+        builder.Property(j => j.Result).HasColumnType("jsonb");
+        builder.Property(j => j.ErrorCode).HasMaxLength(64);
+        builder.Property(j => j.HangfireJobId).HasMaxLength(64);
+        builder.Property(j => j.ExecutedBy).HasMaxLength(200);
+        builder.Ignore(j => j.IsTerminal);
+        builder.HasIndex(j => new { j.ProjectId, j.Id });
+        builder.HasIndex(j => j.Status);
+        builder.HasOne<Project>().WithMany().HasForeignKey(j => j.ProjectId).OnDelete(DeleteBehavior.Cascade);
+    }
+}
+
+public static class JobStatusNames
+{
+    public static string ToName(JobStatus status) => status.ToString().ToLowerInvariant();
+
+    public static JobStatus Parse(string name) => Enum.Parse<JobStatus>(name, ignoreCase: true);
+}

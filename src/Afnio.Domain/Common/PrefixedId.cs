@@ -1,0 +1,47 @@
+using System.Diagnostics.CodeAnalysis;
+
+namespace Afnio.Domain.Common;
+
+/// <summary>
+/// Public ids are a type prefix and a time-ordered UUID (version 7) in 32 hex digits,
+/// for example <c>var_0194f1c2a3b47c8d9e0f1a2b3c4d5e6f</c>. The database stores the bare UUID.
+/// </summary>
+public static class PrefixedId
+{
+    /// <summary>Prefix of project ids.</summary>
+    public const string Project = "proj";
+
+    /// <summary>Prefix of project API key ids.</summary>
+    public const string ApiKey = "key";
+
+    /// <summary>Prefix of variable ids.</summary>
+    public const string Variable = "var";
+
+    /// <summary>Prefix of graph node ids.</summary>
+    public const string Node = "node";
+
+    /// <summary>Prefix of job ids.</summary>
+    public const string Job = "job";
+
+    /// <summary>A new time-ordered UUID.</summary>
+    public static Guid NewGuid() => Guid.CreateVersion7();
+
+    /// <summary>Formats <paramref name="id"/> with <paramref name="prefix"/>.</summary>
+    public static string Format(string prefix, Guid id) => $"{prefix}_{id:N}";
+
+    /// <summary>Formats an optional id.</summary>
+    public static string? Format(string prefix, Guid? id) => id is { } value ? Format(prefix, value) : null;
+
+    /// <summary>Parses <c>prefix_hex32</c>; anything else, including another type's prefix, fails.</summary>
+    public static bool TryParse(string prefix, [NotNullWhen(true)] string? text, out Guid id)
+    {
+        id = Guid.Empty;
+        if (text is null || text.Length != prefix.Length + 33 || !text.StartsWith(prefix, StringComparison.Ordinal)
+            || text[prefix.Length] != '_')
+        {
+            return false;
+        }
+
+        return Guid.TryParseExact(text.AsSpan(prefix.Length + 1), "N", out id);
+    }
+}

@@ -1,0 +1,47 @@
+using Afnio.Data;
+using Afnio.Data.Jobs;
+using Afnio.Worker.Housekeeping;
+using Afnio.Worker.Jobs;
+using Hangfire;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+
+namespace Afnio.Worker;
+
+/// <summary>The job implementations and the Hangfire server; used by the Worker and by the API in in-process mode.</summary>
+public static class WorkerSetup
+{
+    /// <summary>Registers job implementations, the Hangfire server and the recurring schedules.</summary>
+    public static IServiceCollection AddAfnioWorker(this IServiceCollection services)
+    {
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddScoped<JobRecorder>();
+        services.AddScoped<IHousekeepingJobs, HousekeepingJobs>();
+        services.AddHangfireServer(o =>
+        {
+            o.ServerName = $"afnio-{JobRecorder.ProcessName}";
+            o.Queues = AfnioDataSetup.Queues;
+            o.WorkerCount = Math.Clamp(Environment.ProcessorCount * 5, 5, 20);
+            // Give an in-flight step time to finish on shutdown; an interrupted one is requeued.
+            o.StopTimeout = TimeSpan.FromSeconds(5);
+            o.ShutdownTimeout = TimeSpan.FromSeconds(15);
+        });
+        services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
+        services.AddHostedService<RecurringJobsRegistration>();
+        return services;
+    }
+}
+
+/// <summary>Keeps the recurring schedules in Hangfire in step with the code on every start.</summary>
+internal sealed class RecurringJobsRegistration(IRecurringJobManager recurring) : IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        recurring.AddOrUpdate<IHousekeepingJobs>(
+            "housekeeping", "a_control", j => j.RunScheduledAsync(CancellationToken.None), Cron.Hourly());
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}
