@@ -1,13 +1,21 @@
 using Afnio.Data;
-using Afnio.Migrations;
 using Microsoft.Extensions.Configuration;
 
-var configuration = new ConfigurationBuilder()
-    .AddEnvironmentVariables()
-    .AddCommandLine(args)
-    .Build();
+namespace Afnio.Migrations;
 
-var connectionString = configuration.GetPostgresConnectionString();
-var started = DateTimeOffset.UtcNow;
-await DatabaseMigrator.MigrateAsync(connectionString);
-Console.WriteLine($"afnio-migrator: database is up to date ({(DateTimeOffset.UtcNow - started).TotalMilliseconds:F0} ms).");
+/// <summary>The migrator process: applies the schema, prints one line, exits.</summary>
+public static class MigratorProgram
+{
+    public static async Task<int> Main(string[] args)
+    {
+        var configuration = new ConfigurationBuilder()
+            .AddEnvironmentVariables()
+            .AddCommandLine(args)
+            .Build();
+
+        var started = DateTimeOffset.UtcNow;
+        await DatabaseMigrator.MigrateAsync(configuration.GetPostgresConnectionString());
+        Console.WriteLine($"afnio-migrator: database is up to date ({(DateTimeOffset.UtcNow - started).TotalMilliseconds:F0} ms).");
+        return 0;
+    }
+}

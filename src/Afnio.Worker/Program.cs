@@ -1,8 +1,16 @@
 using Afnio.Data;
-using Afnio.Worker;
 using Microsoft.Extensions.Hosting;
 
-var builder = Host.CreateApplicationBuilder(args);
-builder.Services.AddAfnioData(builder.Configuration);
-builder.Services.AddAfnioWorker();
-builder.Build().Run();
+namespace Afnio.Worker;
+
+/// <summary>The worker process: a generic host running the Hangfire server and our jobs.</summary>
+public static class WorkerProgram
+{
+    public static void Main(string[] args)
+    {
+        var builder = Host.CreateApplicationBuilder(args);
+        builder.Services.AddAfnioData(builder.Configuration);
+        builder.Services.AddAfnioWorker();
+        builder.Build().Run();
+    }
+}
