@@ -18,6 +18,8 @@ public static class OpenApiSetup
         o.RespectNullableAnnotations = true;
         o.RespectRequiredConstructorParameters = true;
         o.AllowTrailingCommas = false;
+        // Responses are application/json, never embedded in HTML: keep "+", quotes and non-ASCII text readable.
+        o.Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping;
     };
 
     public static IServiceCollection AddAfnioOpenApi(this IServiceCollection services)

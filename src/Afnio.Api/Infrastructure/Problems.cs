@@ -2,6 +2,7 @@ using System.Text.Json;
 using Afnio.Domain.Common;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.WebUtilities;
 
 namespace Afnio.Api.Infrastructure;
 
@@ -19,7 +20,6 @@ public static class Problems
         {
             var problem = ctx.ProblemDetails;
             problem.Extensions["request_id"] = ctx.HttpContext.TraceIdentifier;
-            problem.Extensions.Remove("traceId");
             if (!problem.Extensions.ContainsKey("code"))
             {
                 var code = DefaultCode(problem.Status ?? 500);
@@ -27,6 +27,7 @@ public static class Problems
                 problem.Type = ErrorTypeBase + code;
             }
 
+            problem.Detail ??= DefaultDetail(problem.Status ?? 500, ctx.HttpContext);
             problem.Extensions.TryAdd("param", null);
         });
         services.AddExceptionHandler<AfnioExceptionHandler>();
@@ -67,6 +68,14 @@ public static class Problems
         422 => "unprocessable_entity",
         429 => "rate_limited",
         _ => status >= 500 ? "internal_error" : "error",
+    };
+
+    private static string DefaultDetail(int status, HttpContext http) => status switch
+    {
+        404 => $"No route matches {http.Request.Method} {http.Request.Path}. See /swagger for the API reference.",
+        405 => $"{http.Request.Method} is not allowed on {http.Request.Path}. See /swagger for the methods it accepts.",
+        415 => "Send the request body as application/json.",
+        _ => ReasonPhrases.GetReasonPhrase(status),
     };
 
     private static string TitleFor(int status) => status switch
@@ -146,13 +155,31 @@ internal sealed class AfnioExceptionHandler : IExceptionHandler
             return (400, "missing_field", message, null);
         }
 
-        if (json.GetType().Name == "JsonReaderException" || json.InnerException is null && json.Path is null or "$")
+        if (IsSyntaxError(e))
         {
             return (400, "invalid_json", $"The request body is not valid JSON: {message}", null);
         }
 
+        if (param is null)
+        {
+            return (400, "invalid_type", "The request body must be a JSON object.", null);
+        }
+
         return (400, "invalid_type",
             param is null ? message : $"The field '{param}' has the wrong type. {message}", param);
+    }
+
+    private static bool IsSyntaxError(Exception? e)
+    {
+        for (; e is not null; e = e.InnerException)
+        {
+            if (e.GetType().Name == "JsonReaderException")
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private static JsonException? FindJsonException(Exception? e)

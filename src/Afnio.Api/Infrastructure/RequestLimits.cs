@@ -27,6 +27,11 @@ public static class RequestLimits
         {
             feature.MaxRequestBodySize = limit;
         }
+        else if (http.Request.ContentLength is null)
+        {
+            // Hosts without the feature (in-memory test servers, some proxies) still get the cap.
+            http.Request.Body = new LengthLimitedStream(http.Request.Body, limit);
+        }
 
         await next(http);
     });
@@ -66,5 +71,38 @@ public static class RequestLimits
             };
         });
         return services;
+    }
+}
+
+/// <summary>A read-only stream that fails with 413 once more than <c>limit</c> bytes were read.</summary>
+internal sealed class LengthLimitedStream(Stream inner, long limit) : Stream
+{
+    private long _read;
+
+    public override bool CanRead => true;
+    public override bool CanSeek => false;
+    public override bool CanWrite => false;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => _read; set => throw new NotSupportedException(); }
+
+    public override int Read(byte[] buffer, int offset, int count) => Count(inner.Read(buffer, offset, count));
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+        Count(await inner.ReadAsync(buffer, cancellationToken));
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override void Flush() { }
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    private int Count(int read)
+    {
+        _read += read;
+        return _read > limit
+            ? throw new BadHttpRequestException($"The request body is larger than {limit} bytes.", StatusCodes.Status413PayloadTooLarge)
+            : read;
     }
 }

@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using System.Globalization;
 using System.Text;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Afnio.Domain.Common;
@@ -20,6 +21,9 @@ public sealed class VariableData : IEquatable<VariableData>
 
     private const string NotHomogeneous =
         "When `data` is a list, it must be either all strings or all numbers (int, float).";
+
+    // Stored JSON keeps '+', quotes and non-ASCII text as they are (still valid JSON).
+    private static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     private VariableData(Scalar scalar)
     {
@@ -158,7 +162,7 @@ public sealed class VariableData : IEquatable<VariableData>
     public string ToJson()
     {
         using var stream = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(stream))
+        using (var writer = new Utf8JsonWriter(stream, WriterOptions))
         {
             WriteTo(writer);
         }

@@ -142,6 +142,11 @@ public static class VariableRules
                 return value.AsFloat;
             case ScalarKind.Str:
                 var text = value.AsStr.Trim();
+                if (text.TrimStart('+', '-').ToLowerInvariant() is "inf" or "infinity" or "nan")
+                {
+                    throw CastFailed($"float('{value.AsStr}') is not finite; JSON cannot hold it.");
+                }
+
                 if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var parsed))
                 {
                     return double.IsFinite(parsed)

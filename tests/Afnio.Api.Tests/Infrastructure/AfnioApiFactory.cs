@@ -88,9 +88,11 @@ public static class HttpJson
     public static async Task<JsonElement> EnsureSuccessAsync(HttpResponseMessage response)
     {
         var text = await response.Content.ReadAsStringAsync();
-        Assert.True(response.IsSuccessStatusCode, $"{(int)response.StatusCode} {response.RequestMessage?.Method} {response.RequestMessage?.RequestUri}: {text}");
+        Assert.True(response.IsSuccessStatusCode, $"{(int)response.StatusCode} {response.RequestMessage?.Method} {response.RequestMessage?.RequestUri}: {Shorten(text)}");
         return JsonDocument.Parse(text).RootElement.Clone();
     }
+
+    private static string Shorten(string text) => text.Length > 600 ? text[..600] + "…" : text;
 
     /// <summary>Sends raw text as JSON (for malformed bodies).</summary>
     public static Task<HttpResponseMessage> SendRawAsync(this HttpClient client, HttpMethod method, string path, string? body,
@@ -110,10 +112,11 @@ public static class HttpJson
     public static async Task<JsonElement> AssertProblemAsync(this HttpResponseMessage response, int status, string code)
     {
         var text = await response.Content.ReadAsStringAsync();
-        Assert.True((int)response.StatusCode == status, $"expected {status} {code}, got {(int)response.StatusCode}: {text}");
-        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        Assert.True((int)response.StatusCode == status, $"expected {status} {code}, got {(int)response.StatusCode}: {Shorten(text)}");
+        Assert.True(response.Content.Headers.ContentType?.MediaType == "application/problem+json",
+            $"expected a problem document, got {response.Content.Headers.ContentType}: {Shorten(text)}");
         var problem = JsonDocument.Parse(text).RootElement.Clone();
-        Assert.Equal(code, problem.GetProperty("code").GetString());
+        Assert.True(problem.GetProperty("code").GetString() == code, $"expected code {code}: {Shorten(text)}");
         Assert.Equal(status, problem.GetProperty("status").GetInt32());
         Assert.False(string.IsNullOrEmpty(problem.GetProperty("request_id").GetString()));
         Assert.False(string.IsNullOrEmpty(problem.GetProperty("detail").GetString()));
