@@ -1,5 +1,6 @@
 using Afnio.Data;
 using Afnio.Domain.Common;
+using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
 
 namespace Afnio.Api.Infrastructure;
@@ -14,7 +15,10 @@ public sealed record ListResponse<T>(IReadOnlyList<T> Data, string? FirstId, str
 /// <param name="After">An id from an earlier page: the list continues after it.</param>
 /// <param name="Limit">Page size, 1 to 100 (default 20).</param>
 /// <param name="Order">"desc" (newest first, the default) or "asc".</param>
-public sealed record PageQuery(string? After, int? Limit, string? Order);
+public sealed record PageQuery(
+    [property: FromQuery(Name = "after")] string? After,
+    [property: FromQuery(Name = "limit")] int? Limit,
+    [property: FromQuery(Name = "order")] string? Order);
 
 /// <summary>Keyset paging over time-ordered ids.</summary>
 public static class Paging

@@ -58,6 +58,8 @@ public static class OpenApiSetup
             o.MapType<JsonElement>(() => new OpenApiSchema { Description = "Any JSON value." });
             o.CustomSchemaIds(SchemaId);
             o.OperationFilter<IdempotencyKeyHeaderFilter>();
+            o.SchemaFilter<RequestRequiredFieldsFilter>();
+            o.IncludeXmlComments(typeof(OpenApiSetup).Assembly);
         });
         return services;
     }
@@ -67,6 +69,31 @@ public static class OpenApiSetup
         type.IsGenericType && type.GetGenericTypeDefinition() == typeof(ListResponse<>)
             ? type.GetGenericArguments()[0].Name.Replace("Response", string.Empty, StringComparison.Ordinal) + "List"
             : type.Name;
+
+    /// <summary>
+    /// In requests only what the caller must send is required: C# <c>required</c> members and record
+    /// parameters without a default. (Non-nullable value types would otherwise be marked required.)
+    /// </summary>
+    private sealed class RequestRequiredFieldsFilter : ISchemaFilter
+    {
+        public void Apply(IOpenApiSchema schema, SchemaFilterContext context)
+        {
+            if (!context.Type.Name.EndsWith("Request", StringComparison.Ordinal) || schema is not OpenApiSchema concrete
+                || concrete.Properties is null)
+            {
+                return;
+            }
+
+            var naming = JsonNamingPolicy.SnakeCaseLower;
+            var mandatory = context.Type.GetConstructors().SelectMany(c => c.GetParameters())
+                .Where(p => !p.HasDefaultValue && !p.IsOptional).Select(p => naming.ConvertName(p.Name!))
+                .Concat(context.Type.GetProperties()
+                    .Where(p => p.GetCustomAttributes(typeof(System.Runtime.CompilerServices.RequiredMemberAttribute), true).Length > 0)
+                    .Select(p => naming.ConvertName(p.Name)))
+                .ToHashSet();
+            concrete.Required = new HashSet<string>(concrete.Properties.Keys.Where(mandatory.Contains));
+        }
+    }
 
     private sealed class IdempotencyKeyHeaderFilter : IOperationFilter
     {
