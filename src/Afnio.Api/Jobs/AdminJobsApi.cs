@@ -6,6 +6,7 @@ using Afnio.Domain.Common;
 using Afnio.Worker.Housekeeping;
 using Hangfire;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
 
 namespace Afnio.Api.Jobs;
@@ -38,7 +39,7 @@ public static class AdminJobsApi
 
     /// <summary>A system job; with <c>wait_seconds</c> the call waits (up to 60 s) until the job has finished.</summary>
     public static async Task<Ok<JobResponse>> GetSystemJob(
-        string id, int? waitSeconds, AfnioDbContext db, TimeProvider clock, CancellationToken ct)
+        string id, [FromQuery(Name = "wait_seconds")] int? waitSeconds, AfnioDbContext db, TimeProvider clock, CancellationToken ct)
     {
         if (waitSeconds is < 0 or > MaxWaitSeconds)
         {

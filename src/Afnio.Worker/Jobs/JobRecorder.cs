@@ -8,6 +8,9 @@ namespace Afnio.Worker.Jobs;
 /// <summary>Moves job rows through their states; every transition is one set-based update.</summary>
 public sealed class JobRecorder(AfnioDbContext db, TimeProvider clock)
 {
+    /// <summary>Results are shown to API users as they are stored: snake_case, like every other field.</summary>
+    private static readonly JsonSerializerOptions ResultJson = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
     /// <summary>Identifies this process in <see cref="Job.ExecutedBy"/>.</summary>
     public static string ProcessName { get; } = $"{Environment.MachineName}:{Environment.ProcessId}";
 
@@ -29,7 +32,7 @@ public sealed class JobRecorder(AfnioDbContext db, TimeProvider clock)
 
     public Task SucceedAsync<TResult>(Guid jobId, TResult result, CancellationToken ct)
     {
-        var json = JsonSerializer.Serialize(result, JsonSerializerOptions.Web);
+        var json = JsonSerializer.Serialize(result, ResultJson);
         var now = clock.GetUtcNow();
         return db.Jobs.Where(j => j.Id == jobId).ExecuteUpdateAsync(s => s
             .SetProperty(j => j.Status, JobStatus.Succeeded)

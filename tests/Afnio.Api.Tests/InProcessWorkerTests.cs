@@ -1,0 +1,91 @@
+using Microsoft.Extensions.DependencyInjection;
+using Afnio.Domain.Common;
+using Microsoft.EntityFrameworkCore;
+
+namespace Afnio.Api.Tests;
+
+/// <summary>With Afnio:Worker:InProcess the API hosts the Hangfire server itself (the one-machine default).</summary>
+public sealed class InProcessWorkerTests(InProcessWorkerTests.InProcessApp app) : IClassFixture<InProcessWorkerTests.InProcessApp>
+{
+    public sealed class InProcessApp : AfnioApiFactory
+    {
+        private string _ownDatabase = string.Empty;
+
+        // A database of its own, so this Hangfire server never sees other tests' jobs.
+        public override async Task InitializeAsync() => _ownDatabase = await TestDatabase.CreateAsync("afnio_inproc");
+
+        protected override IReadOnlyDictionary<string, string> Settings => new Dictionary<string, string>
+        {
+            ["ConnectionStrings:Postgres"] = _ownDatabase,
+            ["Afnio:Worker:InProcess"] = "true",
+        };
+
+        public new Data.AfnioDbContext CreateDbContext()
+        {
+            var options = new DbContextOptionsBuilder<Data.AfnioDbContext>();
+            Data.AfnioDataSetup.ConfigureDbContext(options, _ownDatabase);
+            return new Data.AfnioDbContext(options.Options);
+        }
+    }
+
+    [Fact]
+    public async Task Housekeeping_RunsInsideTheApiProcess_AndPurgesOnlyExpiredRecords()
+    {
+        using var admin = app.CreateAdminClient();
+        var project = await app.CreateProjectAsync();
+        foreach (var key in new[] { "old", "fresh" })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/variables") { Content = JsonContent.Create(new { data = key }) };
+            request.Headers.Add("Idempotency-Key", key);
+            (await project.Client.SendAsync(request)).EnsureSuccessStatusCode();
+        }
+
+        await using var db = app.CreateDbContext();
+        await db.IdempotencyRecords.Where(r => r.Key == "old")
+            .ExecuteUpdateAsync(s => s.SetProperty(r => r.ExpiresAt, DateTimeOffset.UtcNow.AddSeconds(-5)));
+
+        var job = await admin.PostJsonAsync("/v1/admin/housekeeping", new { });
+        var id = job.GetProperty("id").GetString()!;
+        var finished = await admin.GetJsonAsync($"/v1/admin/jobs/{id}?wait_seconds=30");
+
+        Assert.Equal("succeeded", finished.GetProperty("status").GetString());
+        Assert.Equal(1, finished.GetProperty("result").GetProperty("purged_idempotency_records").GetInt32());
+        Assert.NotEqual(JsonValueKind.Null, finished.GetProperty("started_at").ValueKind);
+        Assert.NotEqual(JsonValueKind.Null, finished.GetProperty("finished_at").ValueKind);
+        Assert.Equal(["fresh"], await db.IdempotencyRecords.Select(r => r.Key).ToListAsync());
+        Assert.True(PrefixedId.TryParse(PrefixedId.Job, id, out var guid));
+        Assert.EndsWith($":{Environment.ProcessId}", await db.Jobs.Where(j => j.Id == guid).Select(j => j.ExecutedBy).SingleAsync());
+    }
+
+    [Fact]
+    public async Task RunningAFinishedJobAgain_IsANoOp()
+    {
+        using var admin = app.CreateAdminClient();
+        var id = (await admin.PostJsonAsync("/v1/admin/housekeeping", new { })).GetProperty("id").GetString()!;
+        var first = await admin.GetJsonAsync($"/v1/admin/jobs/{id}?wait_seconds=30");
+        Assert.Equal("succeeded", first.GetProperty("status").GetString());
+
+        // Hangfire delivers at least once: a second delivery must change nothing.
+        Assert.True(PrefixedId.TryParse(PrefixedId.Job, id, out var guid));
+        using (var scope = app.Services.CreateScope())
+        {
+            await scope.ServiceProvider.GetRequiredService<Data.Jobs.IHousekeepingJobs>().RunAsync(guid, CancellationToken.None);
+        }
+
+        var second = await admin.GetJsonAsync($"/v1/admin/jobs/{id}");
+        Assert.Equal(first.GetProperty("finished_at").GetInt64(), second.GetProperty("finished_at").GetInt64());
+        Assert.Equal(first.GetProperty("result").GetRawText(), second.GetProperty("result").GetRawText());
+    }
+
+    [Fact]
+    public async Task SystemJobs_AreAdminOnly()
+    {
+        using var admin = app.CreateAdminClient();
+        var id = (await admin.PostJsonAsync("/v1/admin/housekeeping", new { })).GetProperty("id").GetString()!;
+        var project = await app.CreateProjectAsync();
+
+        await (await project.Client.GetAsync($"/v1/admin/jobs/{id}")).AssertProblemAsync(401, "admin_key_required");
+        await (await admin.GetAsync("/v1/admin/jobs/job_0000000000007000800000000000000a")).AssertProblemAsync(404, "job_not_found");
+        await (await admin.GetAsync($"/v1/admin/jobs/{id}?wait_seconds=61")).AssertProblemAsync(400, "invalid_wait_seconds");
+    }
+}
