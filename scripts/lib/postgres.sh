@@ -64,3 +64,10 @@ pg_create_db() {
     pg_as_owner "$bin/createdb" -h "$socket" -p "$port" -U afnio "$name"
   fi
 }
+
+# pg_running DATA_DIR: true when a server is already running on that data directory.
+pg_running() {
+  local data_dir=$1
+  local bin; bin=$(pg_bin_dir) || return 1
+  [ -f "$data_dir/PG_VERSION" ] && pg_as_owner "$bin/pg_ctl" -D "$data_dir" status >/dev/null 2>&1
+}

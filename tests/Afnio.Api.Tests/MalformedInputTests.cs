@@ -71,6 +71,18 @@ public sealed class MalformedInputTests(AfnioApiFactory app) : IClassFixture<Afn
 
         var problem = await response.AssertProblemAsync(400, "invalid_type");
         Assert.Equal("requires_grad", problem.GetProperty("param").GetString());
+        Assert.Equal("The field 'requires_grad' must be true or false.", problem.GetProperty("detail").GetString());
+    }
+
+    [Fact]
+    public async Task Problem_ListsTheAllowedValuesOfAnEnum()
+    {
+        var project = await app.CreateProjectAsync();
+        var v = (await project.Client.PostJsonAsync("/v1/variables", new { data = "1" })).GetProperty("id").GetString();
+        using var response = await project.Client.PostAsJsonAsync($"/v1/variables/{v}/cast", new { dtype = "double" });
+
+        var problem = await response.AssertProblemAsync(400, "invalid_type");
+        Assert.Equal("The field 'dtype' must be one of: int, float, str.", problem.GetProperty("detail").GetString());
     }
 
     [Fact]

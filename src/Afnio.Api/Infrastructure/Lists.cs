@@ -8,6 +8,7 @@ namespace Afnio.Api.Infrastructure;
 /// <summary>The list envelope: <c>{object: "list", data, first_id, last_id, has_more}</c>.</summary>
 public sealed record ListResponse<T>(IReadOnlyList<T> Data, string? FirstId, string? LastId, bool HasMore)
 {
+    [System.Text.Json.Serialization.JsonPropertyOrder(-1)]
     public string Object => "list";
 }
 

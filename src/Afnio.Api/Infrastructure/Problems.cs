@@ -165,8 +165,25 @@ internal sealed class AfnioExceptionHandler : IExceptionHandler
             return (400, "invalid_type", "The request body must be a JSON object.", null);
         }
 
-        return (400, "invalid_type",
-            param is null ? message : $"The field '{param}' has the wrong type. {message}", param);
+        return (400, "invalid_type", $"The field '{param}' must be {ExpectedValue(message)}.", param);
+    }
+
+    /// <summary>Says what the field accepts, in JSON terms, from System.Text.Json's "could not be converted to T".</summary>
+    private static string ExpectedValue(string message)
+    {
+        var match = System.Text.RegularExpressions.Regex.Match(message, @"could not be converted to (?:System\.Nullable`1\[)?([\w.`+]+)");
+        var typeName = match.Success ? match.Groups[1].Value.TrimEnd('.') : string.Empty;
+        return typeName switch
+        {
+            "System.Boolean" => "true or false",
+            "System.String" => "a string",
+            "System.Int32" or "System.Int64" => "an integer",
+            "System.Double" => "a number",
+            _ when Type.GetType(typeName + ", " + typeof(Domain.Variables.CastType).Assembly.FullName) is { IsEnum: true } e =>
+                "one of: " + string.Join(", ", Enum.GetNames(e).Select(JsonNamingPolicy.SnakeCaseLower.ConvertName)),
+            _ when typeName.StartsWith("System.Collections", StringComparison.Ordinal) => "a list",
+            _ => "a JSON object",
+        };
     }
 
     private static bool IsSyntaxError(Exception? e)
