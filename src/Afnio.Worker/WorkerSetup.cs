@@ -3,6 +3,7 @@ using Afnio.Data.Jobs;
 using Afnio.Worker.Housekeeping;
 using Afnio.Worker.Jobs;
 using Hangfire;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
@@ -33,13 +34,27 @@ public static class WorkerSetup
     }
 }
 
-/// <summary>Keeps the recurring schedules in Hangfire in step with the code on every start.</summary>
-internal sealed class RecurringJobsRegistration(IRecurringJobManager recurring) : IHostedService
+/// <summary>
+/// Keeps the recurring schedules in Hangfire in step with configuration on every start.
+/// <c>Afnio:Housekeeping:Schedule</c> is a cron expression (default hourly), or <c>never</c>.
+/// </summary>
+internal sealed class RecurringJobsRegistration(IRecurringJobManager recurring, IConfiguration configuration) : IHostedService
 {
+    public const string HousekeepingId = "housekeeping";
+
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        recurring.AddOrUpdate<IHousekeepingJobs>(
-            "housekeeping", "a_control", j => j.RunScheduledAsync(CancellationToken.None), Cron.Hourly());
+        var schedule = configuration["Afnio:Housekeeping:Schedule"] ?? Cron.Hourly();
+        if (string.Equals(schedule, "never", StringComparison.OrdinalIgnoreCase))
+        {
+            recurring.RemoveIfExists(HousekeepingId);
+        }
+        else
+        {
+            recurring.AddOrUpdate<IHousekeepingJobs>(
+                HousekeepingId, AfnioDataSetup.Queues[0], j => j.RunScheduledAsync(CancellationToken.None), schedule);
+        }
+
         return Task.CompletedTask;
     }
 

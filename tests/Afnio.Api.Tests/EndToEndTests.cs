@@ -65,6 +65,11 @@ public sealed class EndToEndTests
         var executedBy = await db.Jobs.Where(j => j.Id == jobGuid).Select(j => j.ExecutedBy).SingleAsync();
         Assert.EndsWith($":{worker.Id}", executedBy);
         Assert.False(api.HasExited, api.Output);
+
+        // The worker also keeps the hourly schedule registered.
+        var schedules = await db.Database.SqlQuery<string>(
+            $"SELECT value AS \"Value\" FROM hangfire.set WHERE key = 'recurring-jobs'").ToListAsync();
+        Assert.Contains("housekeeping", schedules);
     }
 
     private static async Task WaitUntilReadyAsync(HttpClient http, ProcessHost api)

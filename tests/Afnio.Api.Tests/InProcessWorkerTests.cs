@@ -18,6 +18,8 @@ public sealed class InProcessWorkerTests(InProcessWorkerTests.InProcessApp app) 
         {
             ["ConnectionStrings:Postgres"] = _ownDatabase,
             ["Afnio:Worker:InProcess"] = "true",
+            // Only the jobs these tests start: an hourly run could purge records under their feet.
+            ["Afnio:Housekeeping:Schedule"] = "never",
         };
 
         public new Data.AfnioDbContext CreateDbContext()
@@ -75,6 +77,15 @@ public sealed class InProcessWorkerTests(InProcessWorkerTests.InProcessApp app) 
         var second = await admin.GetJsonAsync($"/v1/admin/jobs/{id}");
         Assert.Equal(first.GetProperty("finished_at").GetInt64(), second.GetProperty("finished_at").GetInt64());
         Assert.Equal(first.GetProperty("result").GetRawText(), second.GetProperty("result").GetRawText());
+    }
+
+    [Fact]
+    public async Task ScheduleNever_RemovesTheRecurringHousekeeping()
+    {
+        await using var db = app.CreateDbContext();
+        var schedules = await db.Database.SqlQuery<string>(
+            $"SELECT value AS \"Value\" FROM hangfire.set WHERE key = 'recurring-jobs'").ToListAsync();
+        Assert.DoesNotContain("housekeeping", schedules);
     }
 
     [Fact]

@@ -165,26 +165,41 @@ internal sealed class AfnioExceptionHandler : IExceptionHandler
             return (400, "invalid_type", "The request body must be a JSON object.", null);
         }
 
-        return (400, "invalid_type", $"The field '{param}' must be {ExpectedValue(message)}.", param);
+        return (400, "invalid_type", $"The field '{param}' must be {ExpectedValue(message, param)}.", param);
     }
 
-    /// <summary>Says what the field accepts, in JSON terms, from System.Text.Json's "could not be converted to T".</summary>
-    private static string ExpectedValue(string message)
+    /// <summary>
+    /// Says what a field accepts, in JSON terms. System.Text.Json names either the field's type or,
+    /// for record constructor parameters, the containing type; the path says which field.
+    /// </summary>
+    private static string ExpectedValue(string message, string param)
     {
-        var match = System.Text.RegularExpressions.Regex.Match(message, @"could not be converted to (?:System\.Nullable`1\[)?([\w.`+]+)");
-        var typeName = match.Success ? match.Groups[1].Value.TrimEnd('.') : string.Empty;
-        return typeName switch
+        var match = System.Text.RegularExpressions.Regex.Match(message, @"could not be converted to ([\w.`+\[\]]+?)\. Path");
+        var type = match.Success ? FindType(match.Groups[1].Value) : null;
+        var field = param.Split('.')[^1];
+        var property = type?.GetProperties().FirstOrDefault(p => JsonNamingPolicy.SnakeCaseLower.ConvertName(p.Name) == field);
+        var expected = property?.PropertyType ?? type;
+        expected = expected is null ? null : Nullable.GetUnderlyingType(expected) ?? expected;
+        return expected switch
         {
-            "System.Boolean" => "true or false",
-            "System.String" => "a string",
-            "System.Int32" or "System.Int64" => "an integer",
-            "System.Double" => "a number",
-            _ when Type.GetType(typeName + ", " + typeof(Domain.Variables.CastType).Assembly.FullName) is { IsEnum: true } e =>
-                "one of: " + string.Join(", ", Enum.GetNames(e).Select(JsonNamingPolicy.SnakeCaseLower.ConvertName)),
-            _ when typeName.StartsWith("System.Collections", StringComparison.Ordinal) => "a list",
+            null => "of another type",
+            _ when expected == typeof(bool) => "true or false",
+            _ when expected == typeof(string) => "a string",
+            _ when expected == typeof(int) || expected == typeof(long) => "an integer",
+            _ when expected == typeof(double) => "a number",
+            { IsEnum: true } => "one of: " + string.Join(", ", Enum.GetNames(expected).Select(JsonNamingPolicy.SnakeCaseLower.ConvertName)),
+            _ when expected.IsAssignableTo(typeof(System.Collections.IEnumerable)) => "a list",
             _ => "a JSON object",
         };
     }
+
+    private static Type? FindType(string fullName) =>
+        fullName.StartsWith("System.Nullable`1[", StringComparison.Ordinal)
+            ? FindType(fullName["System.Nullable`1[".Length..^1])
+            : Type.GetType(fullName)
+              ?? AppDomain.CurrentDomain.GetAssemblies()
+                  .Where(a => a.GetName().Name?.StartsWith("Afnio", StringComparison.Ordinal) == true)
+                  .Select(a => a.GetType(fullName)).FirstOrDefault(t => t is not null);
 
     private static bool IsSyntaxError(Exception? e)
     {
