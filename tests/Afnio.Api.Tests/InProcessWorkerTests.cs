@@ -1,6 +1,6 @@
-using Microsoft.Extensions.DependencyInjection;
 using Afnio.Domain.Common;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Afnio.Api.Tests;
 

@@ -1,6 +1,6 @@
 using System.Text.Json.Serialization;
-using Afnio.Domain.Common;
 using Afnio.Data.Projects;
+using Afnio.Domain.Common;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Metadata.Builders;
 
