@@ -240,6 +240,23 @@ public sealed class VariablesApiTests(AfnioApiFactory app) : IClassFixture<Afnio
     }
 
     [Fact]
+    public async Task ConcurrentAppends_AreAllKept_EachOnce()
+    {
+        var project = await app.CreateProjectAsync();
+        var x = (await project.Client.PostJsonAsync("/v1/variables", new { data = "x" })).GetProperty("id").GetString();
+        var gradients = new List<string>();
+        for (var i = 0; i < 16; i++)
+        {
+            gradients.Add((await project.Client.PostJsonAsync("/v1/variables", new { data = $"g{i}" })).GetProperty("id").GetString()!);
+        }
+
+        await Task.WhenAll(gradients.Select(g => project.Client.PostJsonAsync($"/v1/variables/{x}/grad", new { variable_id = g })));
+
+        var grad = (await project.Client.GetJsonAsync($"/v1/variables/{x}")).GetProperty("grad").EnumerateArray().Select(g => g.GetString()).ToList();
+        Assert.Equal(gradients.Order(), grad.Order());
+    }
+
+    [Fact]
     public async Task DeletingAGradientVariable_RemovesItFromGradLists()
     {
         var project = await app.CreateProjectAsync();

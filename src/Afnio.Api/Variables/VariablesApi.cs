@@ -33,8 +33,8 @@ public static class VariablesApi
     public static async Task<Created<VariableResponse>> CreateVariable(
         CreateVariableRequest request, AfnioDbContext db, ProjectContext project, TimeProvider clock, CancellationToken ct)
     {
-        var variable = NewVariable(project, VariableData.FromJson(request.Data), request.Role ?? string.Empty,
-            request.RequiresGrad ?? request.IsParameter, request.IsParameter, clock);
+        var variable = Variable.Create(project.ProjectId, VariableData.FromJson(request.Data), request.Role ?? string.Empty,
+            request.RequiresGrad ?? request.IsParameter, request.IsParameter, clock.GetUtcNow());
         db.Variables.Add(variable);
         await db.SaveChangesAsync(ct);
         return Created(ToResponse(variable, []));
@@ -121,7 +121,8 @@ public static class VariablesApi
         string id, AfnioDbContext db, ProjectContext project, TimeProvider clock, CancellationToken ct)
     {
         var source = await FindAsync(db, project, id, "id", ct);
-        var detached = NewVariable(project, source.GetData(), source.Role, requiresGrad: false, isParameter: false, clock);
+        var detached = Variable.Create(project.ProjectId, source.GetData(), source.Role, requiresGrad: false, isParameter: false,
+            clock.GetUtcNow());
         db.Variables.Add(detached);
         await db.SaveChangesAsync(ct);
         return Created(ToResponse(detached, []));
@@ -145,8 +146,8 @@ public static class VariablesApi
         string id, CastVariableRequest request, AfnioDbContext db, ProjectContext project, TimeProvider clock, CancellationToken ct)
     {
         var source = await FindAsync(db, project, id, "id", ct);
-        var cast = NewVariable(project, VariableRules.Cast(source.GetData(), request.Dtype), source.Role,
-            source.RequiresGrad, isParameter: false, clock);
+        var cast = Variable.Create(project.ProjectId, VariableRules.Cast(source.GetData(), request.Dtype), source.Role,
+            source.RequiresGrad, isParameter: false, clock.GetUtcNow());
         db.Variables.Add(cast);
         await db.SaveChangesAsync(ct);
         return Created(ToResponse(cast, []));
@@ -184,24 +185,6 @@ public static class VariablesApi
             .Join(db.Variables, g => g.GradientId, v => v.Id, (g, v) => v)
             .ToListAsync(ct);
         return Paging.ToList(await ToResponsesAsync(db, gradients, ct), int.MaxValue, v => v.Id);
-    }
-
-    private static Variable NewVariable(
-        ProjectContext project, VariableData data, string role, bool requiresGrad, bool isParameter, TimeProvider clock)
-    {
-        var variable = new Variable
-        {
-            Id = PrefixedId.NewGuid(),
-            ProjectId = project.ProjectId,
-            Data = string.Empty,
-            DataKind = string.Empty,
-            Role = role,
-            RequiresGrad = requiresGrad,
-            IsParameter = isParameter,
-            CreatedAt = clock.GetUtcNow(),
-        };
-        variable.SetData(data);
-        return variable;
     }
 
     private static Guid ParseId(string id, string param) =>

@@ -1,4 +1,5 @@
 using Afnio.Data.Projects;
+using Afnio.Domain.Common;
 using Afnio.Domain.Variables;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Metadata.Builders;
@@ -27,6 +28,20 @@ public sealed class Variable : IHasId
     public required DateTimeOffset CreatedAt { get; init; }
 
     public bool IsLeaf => VariableRules.IsLeaf(RequiresGrad, GradFnId is not null);
+
+    /// <summary>A new leaf variable of a project.</summary>
+    public static Variable Create(
+        Guid projectId, VariableData data, string role, bool requiresGrad, bool isParameter, DateTimeOffset now) => new()
+        {
+            Id = PrefixedId.NewGuid(),
+            ProjectId = projectId,
+            Data = data.ToJson(),
+            DataKind = data.Kind,
+            Role = role,
+            RequiresGrad = requiresGrad,
+            IsParameter = isParameter,
+            CreatedAt = now,
+        };
 
     public VariableData GetData() => VariableData.FromStored(DataKind, Data);
 
