@@ -17,6 +17,7 @@ internal sealed class ApiKeyAuthenticationHandler(
     ILoggerFactory logger,
     UrlEncoder encoder,
     AfnioDbContext db,
+    ApiKeyCache keys,
     IOptions<AfnioOptions> afnio)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
@@ -50,13 +51,21 @@ internal sealed class ApiKeyAuthenticationHandler(
         }
 
         var hash = ApiKeys.Hash(token);
-        var key = await db.ApiKeys.AsNoTracking()
-            .Where(k => k.SecretHash == hash && k.RevokedAt == null)
-            .Select(k => new { k.Id, k.ProjectId })
-            .SingleOrDefaultAsync(Context.RequestAborted);
+        if (!keys.TryGet(hash, out var key))
+        {
+            key = await db.ApiKeys.AsNoTracking()
+                .Where(k => k.SecretHash == hash && k.RevokedAt == null)
+                .Select(k => new ApiKeyCache.Entry(k.Id, k.ProjectId))
+                .SingleOrDefaultAsync(Context.RequestAborted);
+            if (key is not null)
+            {
+                keys.Set(hash, key);
+            }
+        }
+
         return key is null
             ? AuthenticateResult.Fail("The API key is not valid or has been revoked.")
-            : Success(new Claim(ProjectClaim, key.ProjectId.ToString("N")), new Claim(ApiKeyClaim, key.Id.ToString("N")));
+            : Success(new Claim(ProjectClaim, key.ProjectId.ToString("N")), new Claim(ApiKeyClaim, key.KeyId.ToString("N")));
     }
 
     protected override async Task HandleChallengeAsync(AuthenticationProperties properties)

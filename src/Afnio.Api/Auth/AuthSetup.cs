@@ -13,6 +13,8 @@ public static class AuthSetup
     public static IServiceCollection AddAfnioAuth(this IServiceCollection services)
     {
         services.AddHttpContextAccessor();
+        services.AddMemoryCache();
+        services.AddSingleton<ApiKeyCache>();
         services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
             .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
         var project = new AuthorizationPolicyBuilder(ApiKeyAuthenticationHandler.SchemeName)

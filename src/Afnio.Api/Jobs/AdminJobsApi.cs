@@ -16,6 +16,9 @@ public static class AdminJobsApi
 {
     public const int MaxWaitSeconds = 60;
 
+    // One indexed primary-key read per poll; short enough that a finished job is seen at once.
+    private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(50);
+
     public static RouteGroupBuilder MapAdminJobs(this RouteGroupBuilder v1)
     {
         var group = v1.MapGroup("/admin").WithTags("Admin").RequireAuthorization(AuthSetup.AdminPolicy);
@@ -61,7 +64,7 @@ public static class AdminJobsApi
                 return TypedResults.Ok(JobResponse.From(job));
             }
 
-            await Task.Delay(TimeSpan.FromMilliseconds(200), clock, ct);
+            await Task.Delay(PollInterval, clock, ct);
         }
     }
 }

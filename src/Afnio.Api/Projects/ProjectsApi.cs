@@ -85,7 +85,7 @@ public static class ProjectsApi
 
     /// <summary>Revoking is immediate and permanent; revoking a revoked key changes nothing.</summary>
     public static async Task<Ok<ApiKeyResponse>> RevokeApiKey(
-        string id, string keyId, AfnioDbContext db, TimeProvider clock, CancellationToken ct)
+        string id, string keyId, AfnioDbContext db, ApiKeyCache keys, TimeProvider clock, CancellationToken ct)
     {
         var project = await FindProjectAsync(db, id, ct);
         if (!PrefixedId.TryParse(PrefixedId.ApiKey, keyId, out var keyGuid))
@@ -97,6 +97,7 @@ public static class ProjectsApi
             ?? throw ApiException.NotFound("api_key", "key_id");
         key.RevokedAt ??= clock.GetUtcNow();
         await db.SaveChangesAsync(ct);
+        keys.Evict(key.SecretHash);
         return TypedResults.Ok(ToResponse(key));
     }
 

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Benchmarks the service as the run script starts it (API and worker as separate processes, on a
+# fresh PostgreSQL under a temporary folder), over loopback, with bounded request counts.
+#   scripts/bench.sh [REQUESTS=2000] [CONCURRENCY=16]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+home=$(mktemp -d /tmp/afnio-bench.XXXXXX); chmod 755 "$home"
+port=${AFNIO_BENCH_PORT:-18080}
+export AFNIO_HOME=$home AFNIO_PORT=$port AFNIO_PG_PORT=${AFNIO_BENCH_PG_PORT:-55499}
+export Afnio__RateLimit__TokenLimit=1000000 Afnio__RateLimit__TokensPerSecond=1000000
+export Logging__LogLevel__Default=Warning
+./scripts/run.sh > "$home/run.log" 2>&1 &
+runner=$!
+trap 'kill $runner 2>/dev/null; wait $runner 2>/dev/null; rm -rf "$home"' EXIT
+for _ in $(seq 1 240); do
+  curl -fs "http://127.0.0.1:$port/healthz/ready" >/dev/null 2>&1 && break
+  kill -0 $runner 2>/dev/null || { cat "$home/run.log"; exit 1; }
+  sleep 0.5
+done
+dotnet build bench/Afnio.Bench -c Release -nologo -v quiet -clp:ErrorsOnly
+dotnet bench/Afnio.Bench/bin/Release/net10.0/Afnio.Bench.dll "http://127.0.0.1:$port" "$(cat "$home/admin-key")" "$@"
