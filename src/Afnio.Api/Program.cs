@@ -24,6 +24,11 @@ if (options.Worker.InProcess)
 }
 
 var app = builder.Build();
+if (string.IsNullOrEmpty(options.AdminKey))
+{
+    app.Logger.LogWarning("Afnio:AdminKey is not set: projects and API keys cannot be managed until it is.");
+}
+
 app.UseExceptionHandler();
 app.UseStatusCodePages();
 app.UseRequestBodyLimit();

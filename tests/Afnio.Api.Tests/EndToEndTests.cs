@@ -1,6 +1,5 @@
 using System.Net.Http.Headers;
 using System.Net.Sockets;
-using Afnio.Data;
 using Afnio.Domain.Common;
 using Microsoft.EntityFrameworkCore;
 
@@ -46,7 +45,7 @@ public sealed class EndToEndTests
         }
 
         // ...which has expired by the time housekeeping runs.
-        await using var db = CreateDbContext(connectionString);
+        await using var db = TestDatabase.CreateDbContext(connectionString);
         Assert.Equal(1, await db.IdempotencyRecords.Where(r => r.Key == "e2e-key")
             .ExecuteUpdateAsync(s => s.SetProperty(r => r.ExpiresAt, DateTimeOffset.UtcNow.AddMinutes(-1))));
 
@@ -94,13 +93,6 @@ public sealed class EndToEndTests
         }
 
         Assert.Fail($"the API did not become ready:\n{api.Output}");
-    }
-
-    private static AfnioDbContext CreateDbContext(string connectionString)
-    {
-        var options = new DbContextOptionsBuilder<AfnioDbContext>();
-        AfnioDataSetup.ConfigureDbContext(options, connectionString);
-        return new AfnioDbContext(options.Options);
     }
 
     private static int FreePort()

@@ -22,12 +22,7 @@ public sealed class InProcessWorkerTests(InProcessWorkerTests.InProcessApp app) 
             ["Afnio:Housekeeping:Schedule"] = "never",
         };
 
-        public new Data.AfnioDbContext CreateDbContext()
-        {
-            var options = new DbContextOptionsBuilder<Data.AfnioDbContext>();
-            Data.AfnioDataSetup.ConfigureDbContext(options, _ownDatabase);
-            return new Data.AfnioDbContext(options.Options);
-        }
+        public override Data.AfnioDbContext CreateDbContext() => TestDatabase.CreateDbContext(_ownDatabase);
     }
 
     [Fact]

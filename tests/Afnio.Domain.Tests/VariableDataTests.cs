@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Afnio.Domain.Common;
 using Afnio.Domain.Variables;
 
@@ -6,12 +5,6 @@ namespace Afnio.Domain.Tests;
 
 public sealed class VariableDataTests
 {
-    private static VariableData Parse(string json)
-    {
-        using var doc = JsonDocument.Parse(json);
-        return VariableData.FromJson(doc.RootElement);
-    }
-
     [Theory]
     [InlineData("\"abc\"", "str")]
     [InlineData("3", "int")]
@@ -24,26 +17,26 @@ public sealed class VariableDataTests
     [InlineData("[1.5, 2.5]", "list[float]")]
     [InlineData("[]", "list[str]")]
     public void FromJson_ClassifiesScalarsAndLists(string json, string kind) =>
-        Assert.Equal(kind, Parse(json).Kind);
+        Assert.Equal(kind, Json.Data(json).Kind);
 
     [Fact]
     public void FromJson_MixedIntsAndFloats_BecomeAllFloats()
     {
-        var data = Parse("[1, 2, 3.5]");
+        var data = Json.Data("[1, 2, 3.5]");
 
         Assert.Equal("list[float]", data.Kind);
         Assert.Equal("[1.0,2.0,3.5]", data.ToJson());
     }
 
     [Fact]
-    public void FromJson_PureIntList_StaysInts() => Assert.Equal("[1,2,3]", Parse("[1, 2, 3]").ToJson());
+    public void FromJson_PureIntList_StaysInts() => Assert.Equal("[1,2,3]", Json.Data("[1, 2, 3]").ToJson());
 
     [Fact]
     public void FromJson_Scalars_AreNeverConverted()
     {
-        Assert.Equal("3", Parse("3").ToJson());
-        Assert.Equal("3.0", Parse("3.0").ToJson());
-        Assert.Equal("true", Parse("true").ToJson());
+        Assert.Equal("3", Json.Data("3").ToJson());
+        Assert.Equal("3.0", Json.Data("3.0").ToJson());
+        Assert.Equal("true", Json.Data("true").ToJson());
     }
 
     [Theory]
@@ -54,7 +47,7 @@ public sealed class VariableDataTests
     [InlineData("[{}]")]
     public void FromJson_NonHomogeneousLists_AreRefusedWithTheReferenceMessage(string json)
     {
-        var error = Assert.Throws<AfnioException>(() => Parse(json));
+        var error = Assert.Throws<AfnioException>(() => Json.Data(json));
 
         Assert.Equal("invalid_data", error.Code);
         Assert.Equal(ErrorKind.InvalidArgument, error.Kind);
@@ -64,7 +57,7 @@ public sealed class VariableDataTests
     [Fact]
     public void FromJson_NestedList_SaysWhereAndWhy()
     {
-        var error = Assert.Throws<AfnioException>(() => Parse("[1, [2]]"));
+        var error = Assert.Throws<AfnioException>(() => Json.Data("[1, [2]]"));
 
         Assert.Contains("nested list at data[1]", error.Message);
         Assert.Equal("data[1]", error.Param);
@@ -73,14 +66,14 @@ public sealed class VariableDataTests
     [Fact]
     public void FromJson_Object_IsRefusedWithTheReferenceMessage()
     {
-        var error = Assert.Throws<AfnioException>(() => Parse("{\"a\": 1}"));
+        var error = Assert.Throws<AfnioException>(() => Json.Data("{\"a\": 1}"));
 
         Assert.StartsWith("`data` must be a single value (str, int, float) or a list/tuple of such values.", error.Message);
     }
 
     [Fact]
     public void FromJson_IntegerBeyond64Bits_IsRefused() =>
-        Assert.Contains("does not fit in 64 bits", Assert.Throws<AfnioException>(() => Parse("99999999999999999999")).Message);
+        Assert.Contains("does not fit in 64 bits", Assert.Throws<AfnioException>(() => Json.Data("99999999999999999999")).Message);
 
     [Theory]
     [InlineData("str", "\"x\"")]
@@ -107,16 +100,16 @@ public sealed class VariableDataTests
     [Fact]
     public void ToString_PrintsLikePython()
     {
-        Assert.Equal("['a', \"b'\"]".Replace("\"b'\"", "'b\\''"), Parse("[\"a\", \"b'\"]").ToString());
-        Assert.Equal("[1.0, 2.5]", Parse("[1, 2.5]").ToString());
-        Assert.Equal("None", Parse("null").ToString());
+        Assert.Equal("['a', \"b'\"]".Replace("\"b'\"", "'b\\''"), Json.Data("[\"a\", \"b'\"]").ToString());
+        Assert.Equal("[1.0, 2.5]", Json.Data("[1, 2.5]").ToString());
+        Assert.Equal("None", Json.Data("null").ToString());
     }
 
     [Fact]
     public void PythonClass_NamesTheType()
     {
-        Assert.Equal("<class 'list'>", Parse("[]").PythonClass);
-        Assert.Equal("<class 'NoneType'>", Parse("null").PythonClass);
-        Assert.Equal("<class 'float'>", Parse("2.0").PythonClass);
+        Assert.Equal("<class 'list'>", Json.Data("[]").PythonClass);
+        Assert.Equal("<class 'NoneType'>", Json.Data("null").PythonClass);
+        Assert.Equal("<class 'float'>", Json.Data("2.0").PythonClass);
     }
 }

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Afnio.Domain.Common;
 using Afnio.Domain.Variables;
 
@@ -6,12 +5,6 @@ namespace Afnio.Domain.Tests;
 
 public sealed class VariableRulesTests
 {
-    private static VariableData Data(string json)
-    {
-        using var doc = JsonDocument.Parse(json);
-        return VariableData.FromJson(doc.RootElement);
-    }
-
     [Theory]
     [InlineData(false, false, true)]
     [InlineData(false, true, true)]
@@ -47,21 +40,21 @@ public sealed class VariableRulesTests
 
     [Fact]
     public void Copy_ListToListOfSameLength_TakesTheSource() =>
-        Assert.Equal("[1,2]", VariableRules.CopyData(Data("[\"a\",\"b\"]"), Data("[1,2]")).ToJson());
+        Assert.Equal("[1,2]", VariableRules.CopyData(Json.Data("[\"a\",\"b\"]"), Json.Data("[1,2]")).ToJson());
 
     [Fact]
     public void Copy_ScalarToScalarOfAnotherType_IsAllowed() =>
-        Assert.Equal("5", VariableRules.CopyData(Data("\"x\""), Data("5")).ToJson());
+        Assert.Equal("5", VariableRules.CopyData(Json.Data("\"x\""), Json.Data("5")).ToJson());
 
     [Fact]
     public void Copy_ListsOfDifferentLengths_Throw() =>
         Assert.Equal("Cannot copy list `.data` fields of different lengths: 1 vs 2.",
-            Assert.Throws<AfnioException>(() => VariableRules.CopyData(Data("[1]"), Data("[1,2]"))).Message);
+            Assert.Throws<AfnioException>(() => VariableRules.CopyData(Json.Data("[1]"), Json.Data("[1,2]"))).Message);
 
     [Fact]
     public void Copy_ScalarIntoList_Throws() =>
         Assert.Equal("Cannot copy data from <class 'str'> to <class 'list'>.",
-            Assert.Throws<AfnioException>(() => VariableRules.CopyData(Data("[1]"), Data("\"a\""))).Message);
+            Assert.Throws<AfnioException>(() => VariableRules.CopyData(Json.Data("[1]"), Json.Data("\"a\""))).Message);
 
     [Theory]
     [InlineData("[1, 2]", CastType.Float, "[1.0,2.0]")]
@@ -74,7 +67,7 @@ public sealed class VariableRulesTests
     [InlineData("1e+16", CastType.Str, "\"1e+16\"")]
     [InlineData("\"abc\"", CastType.Str, "\"abc\"")]
     public void Cast_FollowsPythonConstructors(string json, CastType type, string expected) =>
-        Assert.Equal(expected, VariableRules.Cast(Data(json), type).ToJson());
+        Assert.Equal(expected, VariableRules.Cast(Json.Data(json), type).ToJson());
 
     [Theory]
     [InlineData("\"1.5\"", CastType.Int, "invalid literal for int() with base 10: '1.5'")]
@@ -83,7 +76,7 @@ public sealed class VariableRulesTests
     [InlineData("null", CastType.Float, "float() argument must be a string or a real number, not 'NoneType'")]
     public void Cast_Failures_ExplainThemselves(string json, CastType type, string message)
     {
-        var error = Assert.Throws<AfnioException>(() => VariableRules.Cast(Data(json), type));
+        var error = Assert.Throws<AfnioException>(() => VariableRules.Cast(Json.Data(json), type));
 
         Assert.Equal("cast_failed", error.Code);
         Assert.Equal(message, error.Message);

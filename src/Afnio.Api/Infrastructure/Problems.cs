@@ -12,7 +12,8 @@ namespace Afnio.Api.Infrastructure;
 /// </summary>
 public static class Problems
 {
-    public const string ErrorTypeBase = "https://afnio.dev/errors/";
+    /// <summary>Problem types are URNs: stable identifiers, not links.</summary>
+    public const string ErrorTypeBase = "urn:afnio:error:";
 
     public static IServiceCollection AddAfnioProblems(this IServiceCollection services)
     {

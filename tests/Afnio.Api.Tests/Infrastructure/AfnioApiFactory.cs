@@ -57,12 +57,7 @@ public class AfnioApiFactory : WebApplicationFactory<Program>, IAsyncLifetime
     }
 
     /// <summary>A DbContext on the test database, for arranging states the API cannot create yet and for checking storage.</summary>
-    public AfnioDbContext CreateDbContext()
-    {
-        var options = new DbContextOptionsBuilder<AfnioDbContext>();
-        AfnioDataSetup.ConfigureDbContext(options, ConnectionString);
-        return new AfnioDbContext(options.Options);
-    }
+    public virtual AfnioDbContext CreateDbContext() => TestDatabase.CreateDbContext(ConnectionString);
 }
 
 public sealed record TestProject(string Id, string KeyId, string Key, HttpClient Client);

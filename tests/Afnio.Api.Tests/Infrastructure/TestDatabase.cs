@@ -1,4 +1,6 @@
+using Afnio.Data;
 using Afnio.Migrations;
+using Microsoft.EntityFrameworkCore;
 using Npgsql;
 
 namespace Afnio.Api.Tests.Infrastructure;
@@ -37,5 +39,13 @@ public static class TestDatabase
         }
 
         return connectionString;
+    }
+
+    /// <summary>A DbContext on a test database, for arranging states and checking what was stored.</summary>
+    public static AfnioDbContext CreateDbContext(string connectionString)
+    {
+        var options = new DbContextOptionsBuilder<AfnioDbContext>();
+        AfnioDataSetup.ConfigureDbContext(options, connectionString);
+        return new AfnioDbContext(options.Options);
     }
 }
