@@ -60,6 +60,8 @@ public static class FunctionApplier
             return input.RequiresGrad ? new GraphEdge(input.GradFnId, input.OutputNr) : new GraphEdge(null, 0);
         }).ToList();
 
+        // Backward gathers one gradient per output, "" for outputs that received none.
+        forward.SavedContext["output_count"] = forward.Outputs.Count;
         var functionNode = new GraphNode(PrefixedId.NewGuid(), operation.BackwardName, edges, forward.SavedContext, false);
         return new AppliedFunction(forward.Outputs, true, functionNode, [.. created.Values]);
     }
