@@ -22,6 +22,11 @@ public sealed class MalformedInputTests(AfnioApiFactory app) : IClassFixture<Afn
         { "POST", "/v1/variables", "{\"data\": [1, \"a\"]}", 400, "invalid_data" },
         { "POST", "/v1/variables", "{\"data\": 1e999}", 400, "invalid_data" },
         { "POST", "/v1/variables", null, 400, "invalid_request" },
+        { "POST", "/v1/variables", "{\"data\": \"a\\u0000b\"}", 400, "invalid_data" },
+        { "POST", "/v1/variables", "{\"data\": [\"ok\", \"\\u0000\"]}", 400, "invalid_data" },
+        { "POST", "/v1/variables", "{\"data\": \"\\ud800\"}", 400, "invalid_data" },
+        { "POST", "/v1/variables", "{\"role\": \"r\\u0000\"}", 400, "invalid_role" },
+        { "PATCH", "/v1/variables/{v}", "{\"role\": \"\\u0000\"}", 400, "invalid_role" },
         { "POST", "/v1/variables", "", 400, "invalid_request" },
         { "PATCH", "/v1/variables/{v}", "{\"grad_fn\": \"node_1\"}", 400, "read_only_field" },
         { "PATCH", "/v1/variables/{v}", "{\"requires_grad\": \"true\"}", 400, "invalid_type" },
@@ -83,6 +88,22 @@ public sealed class MalformedInputTests(AfnioApiFactory app) : IClassFixture<Afn
 
         var problem = await response.AssertProblemAsync(400, "invalid_type");
         Assert.Equal("The field 'dtype' must be one of: int, float, str.", problem.GetProperty("detail").GetString());
+    }
+
+    [Theory]
+    [InlineData("text/html")]
+    [InlineData("application/xml")]
+    public async Task ErrorsAreJson_WhateverTheAcceptHeaderSays(string accept)
+    {
+        var project = await app.CreateProjectAsync();
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/v1/variables/var_0000000000007000800000000000000a");
+        request.Headers.Accept.ParseAdd(accept);
+        using var anonymous = app.CreateClient();
+        using var unauthenticated = new HttpRequestMessage(HttpMethod.Get, "/v1/variables");
+        unauthenticated.Headers.Accept.ParseAdd(accept);
+
+        await (await project.Client.SendAsync(request)).AssertProblemAsync(404, "variable_not_found");
+        await (await anonymous.SendAsync(unauthenticated)).AssertProblemAsync(401, "missing_api_key");
     }
 
     [Fact]

@@ -358,8 +358,8 @@ public sealed class VariablesApiTests(AfnioApiFactory app) : IClassFixture<Afnio
 
     [Theory]
     [InlineData("[\"a\", \"b\"]", "[\"a\", \"b\", \"c\"]", "copy_length_mismatch", "Cannot copy list `.data` fields of different lengths: 2 vs 3.")]
-    [InlineData("\"abc\"", "[1, 2]", "copy_type_mismatch", "Cannot copy data from <class 'list'> to <class 'str'>.")]
-    [InlineData("[1.5]", "7", "copy_type_mismatch", "Cannot copy data from <class 'int'> to <class 'list'>.")]
+    [InlineData("\"abc\"", "[1, 2]", "copy_type_mismatch", "Cannot copy data from list to str.")]
+    [InlineData("[1.5]", "7", "copy_type_mismatch", "Cannot copy data from int to list.")]
     public async Task Copy_RefusesMismatchedShapes(string destination, string source, string code, string message)
     {
         var project = await app.CreateProjectAsync();

@@ -100,16 +100,17 @@ public sealed class VariableDataTests
     [Fact]
     public void ToString_PrintsLikePython()
     {
-        Assert.Equal("['a', \"b'\"]".Replace("\"b'\"", "'b\\''"), Json.Data("[\"a\", \"b'\"]").ToString());
+        Assert.Equal("['a', \"b'\"]", Json.Data("[\"a\", \"b'\"]").ToString());
+        Assert.Equal("['x\\ny', 'it\\'s \"q\"']", Json.Data("[\"x\\ny\", \"it's \\\"q\\\"\"]").ToString());
         Assert.Equal("[1.0, 2.5]", Json.Data("[1, 2.5]").ToString());
         Assert.Equal("None", Json.Data("null").ToString());
     }
 
     [Fact]
-    public void PythonClass_NamesTheType()
+    public void PythonTypeName_NamesTheType()
     {
-        Assert.Equal("<class 'list'>", Json.Data("[]").PythonClass);
-        Assert.Equal("<class 'NoneType'>", Json.Data("null").PythonClass);
-        Assert.Equal("<class 'float'>", Json.Data("2.0").PythonClass);
+        Assert.Equal("list", Json.Data("[]").PythonTypeName);
+        Assert.Equal("NoneType", Json.Data("null").PythonTypeName);
+        Assert.Equal("float", Json.Data("2.0").PythonTypeName);
     }
 }

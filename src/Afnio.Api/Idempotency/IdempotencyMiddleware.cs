@@ -43,7 +43,8 @@ public sealed class IdempotencyMiddleware(RequestDelegate next)
         var hash = await HashRequestAsync(http.Request, http.RequestAborted);
         var now = clock.GetUtcNow();
         var lockUntil = now.AddSeconds(settings.LockSeconds);
-        var path = http.Request.Path.Value ?? "/";
+        // The request hash covers the full path; the stored copy is for people and fits its column.
+        var path = http.Request.Path.Value is { Length: > 0 } p ? p[..Math.Min(p.Length, 2048)] : "/";
 
         var owned = await TryInsertAsync(db, scope, key, http.Request.Method, path, hash, now, lockUntil,
             now.AddHours(settings.RetentionHours), http.RequestAborted);
@@ -126,7 +127,9 @@ public sealed class IdempotencyMiddleware(RequestDelegate next)
         finally
         {
             http.Response.Body = original;
-            if (!stored)
+            // A client that went away may have left committed work behind: keep the key locked until
+            // it lapses rather than let an immediate retry run the request a second time.
+            if (!stored && !http.RequestAborted.IsCancellationRequested)
             {
                 await db.IdempotencyRecords.Where(r => r.Scope == scope && r.Key == key && r.ResponseStatus == null)
                     .ExecuteDeleteAsync(CancellationToken.None);

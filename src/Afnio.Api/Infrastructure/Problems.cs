@@ -35,17 +35,25 @@ public static class Problems
         return services;
     }
 
-    /// <summary>Writes a problem response with a stable code.</summary>
-    public static ValueTask WriteAsync(HttpContext http, int status, string code, string detail, string? param = null)
+    /// <summary>
+    /// Writes a problem response with a stable code. Problems are always JSON: a client whose
+    /// Accept header excludes JSON still gets the error, not a 500.
+    /// </summary>
+    public static async ValueTask WriteAsync(HttpContext http, int status, string code, string detail, string? param = null)
     {
         http.Response.StatusCode = status;
-        var problems = http.RequestServices.GetRequiredService<IProblemDetailsService>();
-        return problems.WriteAsync(new ProblemDetailsContext
+        var problem = Create(status, code, detail, param);
+        var context = new ProblemDetailsContext { HttpContext = http, ProblemDetails = problem };
+        if (!await http.RequestServices.GetRequiredService<IProblemDetailsService>().TryWriteAsync(context))
         {
-            HttpContext = http,
-            ProblemDetails = Create(status, code, detail, param),
-        });
+            problem.Extensions["request_id"] = http.TraceIdentifier;
+            await http.Response.WriteAsJsonAsync(problem, JsonOptions(http), "application/problem+json");
+        }
     }
+
+    private static JsonSerializerOptions JsonOptions(HttpContext http) =>
+        http.RequestServices.GetRequiredService<Microsoft.Extensions.Options.IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions>>()
+            .Value.SerializerOptions;
 
     public static ProblemDetails Create(int status, string code, string detail, string? param) => new()
     {
@@ -111,6 +119,11 @@ internal sealed class AfnioExceptionHandler : IExceptionHandler
                 _ => 400,
             }, e.Code, e.Message, e.Param),
             BadHttpRequestException e => FromBadRequest(e),
+            // Another request deleted a row this one was changing or pointing at.
+            Microsoft.EntityFrameworkCore.DbUpdateConcurrencyException => (404, "not_found",
+                "The object was deleted while this request ran.", null),
+            Microsoft.EntityFrameworkCore.DbUpdateException { InnerException: Npgsql.PostgresException { SqlState: "23503" } } =>
+                (404, "not_found", "An object this request refers to was deleted while it ran.", null),
             _ => null,
         };
 

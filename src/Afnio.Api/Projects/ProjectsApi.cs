@@ -26,7 +26,7 @@ public static class ProjectsApi
     public static async Task<Created<ProjectResponse>> CreateProject(
         CreateProjectRequest request, AfnioDbContext db, TimeProvider clock, CancellationToken ct)
     {
-        var name = request.Name.Trim();
+        var name = StorableText.Check(request.Name.Trim(), "invalid_name", "name");
         if (name.Length is 0 or > 200)
         {
             throw ApiException.BadRequest("invalid_name", "name must be 1 to 200 characters.", "name");
@@ -53,7 +53,7 @@ public static class ProjectsApi
         string id, CreateApiKeyRequest request, AfnioDbContext db, TimeProvider clock, CancellationToken ct)
     {
         var project = await FindProjectAsync(db, id, ct);
-        var name = request.Name?.Trim() is { Length: > 0 } n ? n : "default";
+        var name = request.Name?.Trim() is { Length: > 0 } n ? StorableText.Check(n, "invalid_name", "name") : "default";
         if (name.Length > 200)
         {
             throw ApiException.BadRequest("invalid_name", "name must be at most 200 characters.", "name");

@@ -45,8 +45,8 @@ public sealed record AppendGradRequest(string VariableId);
 public sealed record CopyVariableRequest(string SourceId);
 
 /// <summary>Makes a new variable with the data cast element by element.</summary>
-/// <param name="Dtype">int, float or str.</param>
-public sealed record CastVariableRequest(CastType Dtype);
+/// <param name="Dtype">int, float or str; null keeps the data as it is.</param>
+public sealed record CastVariableRequest(CastType? Dtype);
 
 public sealed record VariableResponse(
     [property: JsonPropertyOrder(-2)] string Id,

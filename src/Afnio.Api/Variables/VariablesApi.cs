@@ -33,7 +33,7 @@ public static class VariablesApi
     public static async Task<Created<VariableResponse>> CreateVariable(
         CreateVariableRequest request, AfnioDbContext db, ProjectContext project, TimeProvider clock, CancellationToken ct)
     {
-        var variable = Variable.Create(project.ProjectId, VariableData.FromJson(request.Data), request.Role ?? string.Empty,
+        var variable = Variable.Create(project.ProjectId, VariableData.FromJson(request.Data), StorableText.Check(request.Role ?? string.Empty, "invalid_role", "role"),
             request.RequiresGrad ?? request.IsParameter, request.IsParameter, clock.GetUtcNow());
         db.Variables.Add(variable);
         await db.SaveChangesAsync(ct);
@@ -61,7 +61,7 @@ public static class VariablesApi
             variable.SetData(VariableData.FromJson(request.Data));
         }
 
-        variable.Role = request.Role ?? variable.Role;
+        variable.Role = request.Role is { } role ? StorableText.Check(role, "invalid_role", "role") : variable.Role;
         // is_leaf is derived from requires_grad and grad_fn, so it follows by itself.
         variable.RequiresGrad = request.RequiresGrad ?? variable.RequiresGrad;
         await db.SaveChangesAsync(ct);

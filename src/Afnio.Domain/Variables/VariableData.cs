@@ -57,8 +57,8 @@ public sealed class VariableData : IEquatable<VariableData>
         var kind => Scalar.PythonTypeNameOf(kind),
     };
 
-    /// <summary>Python's type of the data, as <c>type(x)</c> prints it: <c>&lt;class 'list'&gt;</c>.</summary>
-    public string PythonClass => $"<class '{(IsList ? "list" : Scalar.PythonTypeName)}'>";
+    /// <summary>Python's type name of the data, as <c>type(x).__name__</c> gives it: <c>list</c>, <c>str</c>, …</summary>
+    public string PythonTypeName => IsList ? "list" : Scalar.PythonTypeName;
 
     /// <summary>A scalar payload.</summary>
     public static VariableData Of(Scalar scalar) => new(scalar);
@@ -222,7 +222,7 @@ public sealed class VariableData : IEquatable<VariableData>
         switch (element.ValueKind)
         {
             case JsonValueKind.String:
-                return Scalar.FromStr(element.GetString()!);
+                return Scalar.FromStr(StorableText.Check(ReadString(element, param), "invalid_data", param));
             case JsonValueKind.True:
             case JsonValueKind.False:
                 return Scalar.FromBool(element.GetBoolean());
@@ -244,6 +244,18 @@ public sealed class VariableData : IEquatable<VariableData>
                         $"The integer {raw} at {param} does not fit in 64 bits; send it as a float or a string.", param);
             default:
                 throw AfnioException.Invalid("invalid_data", NotASingleValue, param);
+        }
+    }
+
+    private static string ReadString(JsonElement element, string param)
+    {
+        try
+        {
+            return element.GetString()!;
+        }
+        catch (InvalidOperationException)
+        {
+            throw AfnioException.Invalid("invalid_data", $"The string at {param} is not valid Unicode (a lone surrogate or invalid UTF-8).", param);
         }
     }
 
@@ -269,7 +281,27 @@ public sealed class VariableData : IEquatable<VariableData>
         }
     }
 
-    private static string PythonQuote(string s) => "'" + s.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("'", "\\'", StringComparison.Ordinal) + "'";
+    /// <summary>Python's <c>repr(str)</c>: single quotes unless the text has one and no double quote.</summary>
+    private static string PythonQuote(string s)
+    {
+        var quote = s.Contains('\'', StringComparison.Ordinal) && !s.Contains('"', StringComparison.Ordinal) ? '"' : '\'';
+        var sb = new StringBuilder().Append(quote);
+        foreach (var c in s)
+        {
+            _ = c switch
+            {
+                '\\' => sb.Append("\\\\"),
+                '\n' => sb.Append("\\n"),
+                '\r' => sb.Append("\\r"),
+                '\t' => sb.Append("\\t"),
+                _ when c == quote => sb.Append('\\').Append(c),
+                _ when c < ' ' || c == '\x7f' => sb.Append(CultureInfo.InvariantCulture, $"\\x{(int)c:x2}"),
+                _ => sb.Append(c),
+            };
+        }
+
+        return sb.Append(quote).ToString();
+    }
 }
 
 /// <summary>Reads and writes <see cref="VariableData"/> as plain JSON values.</summary>

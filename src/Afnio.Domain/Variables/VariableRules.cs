@@ -90,17 +90,17 @@ public static class VariableRules
         if (destination.IsList != source.IsList)
         {
             throw AfnioException.Invalid("copy_type_mismatch",
-                $"Cannot copy data from {source.PythonClass} to {destination.PythonClass}.", "source_id");
+                $"Cannot copy data from {source.PythonTypeName} to {destination.PythonTypeName}.", "source_id");
         }
 
         return source;
     }
 
-    /// <summary><c>to(dtype)</c>: casts every value with Python's <c>int()</c>, <c>float()</c> or <c>str()</c>.</summary>
-    public static VariableData Cast(VariableData data, CastType type) =>
-        data.IsList
-            ? VariableData.List(data.Items.Select(i => CastScalar(i, type)))
-            : VariableData.Of(CastScalar(data.Scalar, type));
+    /// <summary><c>to(dtype)</c>: casts every value with Python's <c>int()</c>, <c>float()</c> or <c>str()</c>; no dtype keeps the data.</summary>
+    public static VariableData Cast(VariableData data, CastType? type) =>
+        type is not { } dtype ? data : data.IsList
+            ? VariableData.List(data.Items.Select(i => CastScalar(i, dtype)))
+            : VariableData.Of(CastScalar(data.Scalar, dtype));
 
     private static Scalar CastScalar(Scalar value, CastType type) => type switch
     {
@@ -122,8 +122,7 @@ public static class VariableRules
                     ? (long)truncated
                     : throw CastFailed($"int({value}) does not fit in 64 bits.");
             case ScalarKind.Str:
-                var text = value.AsStr.Trim().Replace("_", string.Empty, StringComparison.Ordinal);
-                return !value.AsStr.Contains("__", StringComparison.Ordinal)
+                return WithoutDigitSeparators(value.AsStr.Trim()) is { } text
                     && long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var parsed)
                     ? parsed
                     : throw CastFailed($"invalid literal for int() with base 10: '{value.AsStr}'");
@@ -147,7 +146,8 @@ public static class VariableRules
                     throw CastFailed($"float('{value.AsStr}') is not finite; JSON cannot hold it.");
                 }
 
-                if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var parsed))
+                if (WithoutDigitSeparators(text) is { } digits
+                    && double.TryParse(digits, NumberStyles.Float, CultureInfo.InvariantCulture, out var parsed))
                 {
                     return double.IsFinite(parsed)
                         ? parsed
@@ -158,6 +158,20 @@ public static class VariableRules
             default:
                 throw CastFailed("float() argument must be a string or a real number, not 'NoneType'");
         }
+    }
+
+    // Python accepts '_' only between two digits ("1_000"); anything else is not a number.
+    private static string? WithoutDigitSeparators(string text)
+    {
+        for (var i = 0; i < text.Length; i++)
+        {
+            if (text[i] == '_' && (i == 0 || i == text.Length - 1 || !char.IsAsciiDigit(text[i - 1]) || !char.IsAsciiDigit(text[i + 1])))
+            {
+                return null;
+            }
+        }
+
+        return text.Replace("_", string.Empty, StringComparison.Ordinal);
     }
 
     private static AfnioException CastFailed(string message) => AfnioException.Invalid("cast_failed", message, "dtype");

@@ -73,12 +73,12 @@ public static class DataOps
         {
             return x.Scalar.Kind == ScalarKind.Str
                 ? [.. PythonSplit(x.Scalar.AsStr, sep, maxsplit).Select(VariableData.Of)]
-                : throw NotAString(x.PythonClass);
+                : throw NotAString(x.PythonTypeName);
         }
 
         if (x.Items.Length > 0 && x.ElementKind != ScalarKind.Str)
         {
-            throw NotAString("<class 'list'> of numbers");
+            throw NotAString("a list of numbers");
         }
 
         var parts = x.Items.Select(item => PythonSplit(item.AsStr, sep, maxsplit)).ToList();
