@@ -27,21 +27,27 @@ stop_all() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   if [ -n "$started_pg" ]; then
-    echo "==> stopping PostgreSQL (data kept in $state/pg)"
-    pg_stop "$state/pg/data"
+    echo "==> stopping PostgreSQL (data kept in $pg_dir)"
+    pg_stop "$pg_dir/data"
   fi
 }
 trap stop_all EXIT INT TERM
 
+pg_dir="$state/pg"
 if [ -z "${ConnectionStrings__Postgres:-}" ]; then
-  if pg_running "$state/pg/data"; then
-    echo "==> PostgreSQL already running on $state/pg/data"
+  pg_bin_dir >/dev/null
+  # As root the cluster runs as 'postgres', which must be able to reach its folder.
+  if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$state" 2>/dev/null; then
+    pg_dir=/var/lib/afnio/pg
+  fi
+  if pg_running "$pg_dir/data"; then
+    echo "==> PostgreSQL already running on $pg_dir/data"
   else
-    echo "==> starting PostgreSQL on 127.0.0.1:$pg_port (data in $state/pg/data)"
-    pg_start "$state/pg/data" "$pg_port" || { echo "error: PostgreSQL did not start; see $state/pg/postgres.log" >&2; exit 1; }
+    echo "==> starting PostgreSQL on 127.0.0.1:$pg_port (data in $pg_dir/data)"
+    pg_start "$pg_dir/data" "$pg_port" || { echo "error: PostgreSQL did not start; see $pg_dir/postgres.log" >&2; exit 1; }
     started_pg=1
   fi
-  pg_create_db "$pg_port" "$state/pg" afnio
+  pg_create_db "$pg_port" "$pg_dir" afnio
   export ConnectionStrings__Postgres="Host=127.0.0.1;Port=$pg_port;Database=afnio;Username=afnio;Password=afnio"
 fi
 
@@ -68,10 +74,15 @@ echo "==> starting the API"
 (cd src/Afnio.Api/bin/Release/net10.0 && exec dotnet Afnio.Api.dll --urls "http://127.0.0.1:$port") &
 pids+=($!)
 
+ready=""
 for _ in $(seq 1 120); do
-  if curl -fs "http://127.0.0.1:$port/healthz/ready" >/dev/null 2>&1; then break; fi
+  if curl -fs "http://127.0.0.1:$port/healthz/ready" >/dev/null 2>&1; then ready=1; break; fi
   sleep 0.5
 done
+if [ -z "$ready" ]; then
+  echo "error: the API did not become ready on port $port within 60 s (see the output above)" >&2
+  exit 1
+fi
 
 cat <<MSG
 

@@ -47,7 +47,7 @@ pg_start() {
     rm -f "$pwfile"
   fi
   pg_as_owner "$bin/pg_ctl" -D "$data_dir" -l "$base/postgres.log" -w -t 60 \
-    -o "-p $port -k $base -c listen_addresses=127.0.0.1 $extra" start >/dev/null
+    -o "-p $port -k '$base' -c listen_addresses=127.0.0.1 $extra" start >/dev/null
 }
 
 pg_stop() {
