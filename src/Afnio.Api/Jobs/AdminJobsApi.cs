@@ -4,6 +4,7 @@ using Afnio.Data;
 using Afnio.Data.Jobs;
 using Afnio.Domain.Common;
 using Afnio.Worker.Housekeeping;
+using Afnio.Worker.Jobs;
 using Hangfire;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
@@ -31,7 +32,7 @@ public static class AdminJobsApi
     public static async Task<Accepted<JobResponse>> StartHousekeeping(
         AfnioDbContext db, IBackgroundJobClient hangfire, TimeProvider clock, CancellationToken ct)
     {
-        var job = new Job { Id = PrefixedId.NewGuid(), Type = HousekeepingJobs.JobType, CreatedAt = clock.GetUtcNow() };
+        var job = JobRecorder.NewSystemJob(HousekeepingJobs.JobType, clock.GetUtcNow());
         db.Jobs.Add(job);
         await db.SaveChangesAsync(ct);
         job.HangfireJobId = hangfire.Enqueue<IHousekeepingJobs>(AfnioDataSetup.Queues[0], j => j.RunAsync(job.Id, CancellationToken.None));
