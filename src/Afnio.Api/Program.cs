@@ -1,4 +1,5 @@
 using Afnio.Api.Auth;
+using Afnio.Api.Autodiff;
 using Afnio.Api.Idempotency;
 using Afnio.Api.Infrastructure;
 using Afnio.Api.Jobs;
@@ -12,6 +13,7 @@ var options = builder.Configuration.GetSection(AfnioOptions.Section).Get<AfnioOp
 builder.Services.Configure<AfnioOptions>(builder.Configuration.GetSection(AfnioOptions.Section));
 builder.Services.AddSingleton(TimeProvider.System);
 builder.Services.AddAfnioData(builder.Configuration);
+builder.Services.AddSingleton(Afnio.Domain.Autodiff.OperationRegistry.Basic());
 builder.Services.AddAfnioProblems();
 builder.Services.AddAfnioAuth();
 builder.Services.AddAfnioRateLimits(options.RateLimit);
@@ -20,7 +22,7 @@ builder.Services.AddHealthChecks().AddDbContextCheck<AfnioDbContext>(tags: ["rea
 builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
 if (options.Worker.InProcess)
 {
-    builder.Services.AddAfnioWorker();
+    builder.Services.AddAfnioWorker(builder.Configuration);
 }
 
 var app = builder.Build();
@@ -47,6 +49,10 @@ var v1 = app.MapGroup("/v1").ProducesProblem(StatusCodes.Status400BadRequest).Pr
 v1.MapProjects();
 v1.MapAdminJobs();
 v1.MapVariables();
+v1.MapFunctions();
+v1.MapGraph();
+v1.MapBackward();
+v1.MapJobs();
 
 app.Run();
 

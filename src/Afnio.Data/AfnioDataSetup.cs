@@ -29,7 +29,9 @@ public static class AfnioDataSetup
     public static IServiceCollection AddAfnioData(this IServiceCollection services, IConfiguration configuration)
     {
         var connectionString = configuration.GetPostgresConnectionString();
-        services.AddDbContext<AfnioDbContext>(o => ConfigureDbContext(o, connectionString));
+        // The factory also registers the context itself as a scoped service; jobs that commit steps
+        // concurrently take one context per step from the factory.
+        services.AddDbContextFactory<AfnioDbContext>(o => ConfigureDbContext(o, connectionString));
         services.AddHangfire(cfg => ConfigureHangfire(cfg, connectionString, prepareSchema: false));
         return services;
     }

@@ -1,3 +1,4 @@
+using Afnio.Data.Graph;
 using Afnio.Data.Idempotency;
 using Afnio.Data.Jobs;
 using Afnio.Data.Projects;
@@ -14,6 +15,9 @@ public sealed class AfnioDbContext(DbContextOptions<AfnioDbContext> options) : D
     public DbSet<VariableGradient> VariableGradients => Set<VariableGradient>();
     public DbSet<IdempotencyRecord> IdempotencyRecords => Set<IdempotencyRecord>();
     public DbSet<Job> Jobs => Set<Job>();
+    public DbSet<JobStep> JobSteps => Set<JobStep>();
+    public DbSet<JobEvent> JobEvents => Set<JobEvent>();
+    public DbSet<Node> Nodes => Set<Node>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder) =>
         modelBuilder.ApplyConfigurationsFromAssembly(typeof(AfnioDbContext).Assembly);

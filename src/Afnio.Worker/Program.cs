@@ -10,7 +10,7 @@ public static class WorkerProgram
     {
         var builder = Host.CreateApplicationBuilder(args);
         builder.Services.AddAfnioData(builder.Configuration);
-        builder.Services.AddAfnioWorker();
+        builder.Services.AddAfnioWorker(builder.Configuration);
         builder.Build().Run();
     }
 }

@@ -1,5 +1,7 @@
 using Afnio.Data;
 using Afnio.Data.Jobs;
+using Afnio.Domain.Autodiff;
+using Afnio.Worker.Backward;
 using Afnio.Worker.Housekeeping;
 using Afnio.Worker.Jobs;
 using Hangfire;
@@ -14,11 +16,15 @@ namespace Afnio.Worker;
 public static class WorkerSetup
 {
     /// <summary>Registers job implementations, the Hangfire server and the recurring schedules.</summary>
-    public static IServiceCollection AddAfnioWorker(this IServiceCollection services)
+    public static IServiceCollection AddAfnioWorker(this IServiceCollection services, IConfiguration configuration)
     {
         services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton(OperationRegistry.Basic());
+        services.Configure<JobOptions>(configuration.GetSection(JobOptions.Section));
         services.AddScoped<JobRecorder>();
         services.AddScoped<IHousekeepingJobs, HousekeepingJobs>();
+        services.AddScoped<IBackwardJobs, BackwardJobs>();
+        services.AddHostedService<JobRecovery>();
         services.AddHangfireServer(o =>
         {
             o.ServerName = $"afnio-{JobRecorder.ProcessName}";

@@ -22,6 +22,57 @@ namespace Afnio.Migrations.Migrations
 
             NpgsqlModelBuilderExtensions.UseIdentityByDefaultColumns(modelBuilder);
 
+            modelBuilder.Entity("Afnio.Data.Graph.Node", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(128)
+                        .HasColumnType("character varying(128)")
+                        .HasColumnName("name");
+
+                    b.Property<string>("NextFunctions")
+                        .IsRequired()
+                        .HasColumnType("jsonb")
+                        .HasColumnName("next_functions");
+
+                    b.Property<Guid>("ProjectId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("project_id");
+
+                    b.Property<bool>("Released")
+                        .HasColumnType("boolean")
+                        .HasColumnName("released");
+
+                    b.Property<string>("SavedContext")
+                        .HasColumnType("jsonb")
+                        .HasColumnName("saved_context");
+
+                    b.Property<Guid?>("VariableId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("variable_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_nodes");
+
+                    b.HasIndex("VariableId")
+                        .IsUnique()
+                        .HasDatabaseName("ix_nodes_variable_id");
+
+                    b.HasIndex("ProjectId", "Id")
+                        .HasDatabaseName("ix_nodes_project_id_id");
+
+                    b.ToTable("nodes", (string)null);
+                });
+
             modelBuilder.Entity("Afnio.Data.Idempotency.IdempotencyRecord", b =>
                 {
                     b.Property<string>("Scope")
@@ -96,6 +147,14 @@ namespace Afnio.Migrations.Migrations
                         .HasColumnType("uuid")
                         .HasColumnName("id");
 
+                    b.Property<string>("Arguments")
+                        .HasColumnType("jsonb")
+                        .HasColumnName("arguments");
+
+                    b.Property<int>("Attempts")
+                        .HasColumnType("integer")
+                        .HasColumnName("attempts");
+
                     b.Property<DateTimeOffset>("CreatedAt")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("created_at");
@@ -106,8 +165,13 @@ namespace Afnio.Migrations.Migrations
                         .HasColumnName("error_code");
 
                     b.Property<string>("ErrorMessage")
-                        .HasColumnType("text")
+                        .HasMaxLength(4000)
+                        .HasColumnType("character varying(4000)")
                         .HasColumnName("error_message");
+
+                    b.Property<long>("EventCount")
+                        .HasColumnType("bigint")
+                        .HasColumnName("event_count");
 
                     b.Property<string>("ExecutedBy")
                         .HasMaxLength(200)
@@ -122,6 +186,15 @@ namespace Afnio.Migrations.Migrations
                         .HasMaxLength(64)
                         .HasColumnType("character varying(64)")
                         .HasColumnName("hangfire_job_id");
+
+                    b.Property<DateTimeOffset?>("LeaseExpiresAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("lease_expires_at");
+
+                    b.Property<string>("LeaseOwner")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("lease_owner");
 
                     b.Property<int>("ProgressCompleted")
                         .HasColumnType("integer")
@@ -164,7 +237,76 @@ namespace Afnio.Migrations.Migrations
                     b.HasIndex("ProjectId", "Id")
                         .HasDatabaseName("ix_jobs_project_id_id");
 
+                    b.HasIndex("ProjectId", "Type", "Id")
+                        .HasDatabaseName("ix_jobs_project_id_type_id");
+
                     b.ToTable("jobs", (string)null);
+                });
+
+            modelBuilder.Entity("Afnio.Data.Jobs.JobEvent", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("Data")
+                        .IsRequired()
+                        .HasColumnType("jsonb")
+                        .HasColumnName("data");
+
+                    b.Property<Guid>("JobId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("job_id");
+
+                    b.Property<long>("Seq")
+                        .HasColumnType("bigint")
+                        .HasColumnName("seq");
+
+                    b.Property<string>("Type")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("type");
+
+                    b.HasKey("Id")
+                        .HasName("pk_job_events");
+
+                    b.HasIndex("JobId", "Seq")
+                        .IsUnique()
+                        .HasDatabaseName("ix_job_events_job_id_seq");
+
+                    b.ToTable("job_events", (string)null);
+                });
+
+            modelBuilder.Entity("Afnio.Data.Jobs.JobStep", b =>
+                {
+                    b.Property<Guid>("JobId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("job_id");
+
+                    b.Property<string>("StepKey")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("step_key");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("Result")
+                        .IsRequired()
+                        .HasColumnType("jsonb")
+                        .HasColumnName("result");
+
+                    b.HasKey("JobId", "StepKey")
+                        .HasName("pk_job_steps");
+
+                    b.ToTable("job_steps", (string)null);
                 });
 
             modelBuilder.Entity("Afnio.Data.Projects.ApiKey", b =>
@@ -329,6 +471,22 @@ namespace Afnio.Migrations.Migrations
                     b.ToTable("variable_gradients", (string)null);
                 });
 
+            modelBuilder.Entity("Afnio.Data.Graph.Node", b =>
+                {
+                    b.HasOne("Afnio.Data.Projects.Project", null)
+                        .WithMany()
+                        .HasForeignKey("ProjectId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_nodes_projects_project_id");
+
+                    b.HasOne("Afnio.Data.Variables.Variable", null)
+                        .WithMany()
+                        .HasForeignKey("VariableId")
+                        .OnDelete(DeleteBehavior.SetNull)
+                        .HasConstraintName("fk_nodes_variables_variable_id");
+                });
+
             modelBuilder.Entity("Afnio.Data.Jobs.Job", b =>
                 {
                     b.HasOne("Afnio.Data.Projects.Project", null)
@@ -336,6 +494,26 @@ namespace Afnio.Migrations.Migrations
                         .HasForeignKey("ProjectId")
                         .OnDelete(DeleteBehavior.Cascade)
                         .HasConstraintName("fk_jobs_projects_project_id");
+                });
+
+            modelBuilder.Entity("Afnio.Data.Jobs.JobEvent", b =>
+                {
+                    b.HasOne("Afnio.Data.Jobs.Job", null)
+                        .WithMany()
+                        .HasForeignKey("JobId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_job_events_jobs_job_id");
+                });
+
+            modelBuilder.Entity("Afnio.Data.Jobs.JobStep", b =>
+                {
+                    b.HasOne("Afnio.Data.Jobs.Job", null)
+                        .WithMany()
+                        .HasForeignKey("JobId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_job_steps_jobs_job_id");
                 });
 
             modelBuilder.Entity("Afnio.Data.Projects.ApiKey", b =>

@@ -194,7 +194,7 @@ public static class VariablesApi
                 ? throw ApiException.NotFound("variable", param)
                 : throw ApiException.BadRequest("invalid_id", $"{param} must be a variable id (var_…); got '{id}'.", param);
 
-    private static VariableResponse ToResponse(Variable v, IReadOnlyList<string> grad) => new(
+    public static VariableResponse ToResponse(Variable v, IReadOnlyList<string> grad) => new(
         PrefixedId.Format(PrefixedId.Variable, v.Id), v.GetData(), v.Role, v.RequiresGrad, v.IsParameter, v.IsLeaf,
         v.RetainGrad, v.OutputNr, PrefixedId.Format(PrefixedId.Node, v.GradFnId), grad, UnixTime.Of(v.CreatedAt));
 

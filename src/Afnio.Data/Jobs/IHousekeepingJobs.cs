@@ -6,6 +6,9 @@ namespace Afnio.Data.Jobs;
 /// </summary>
 public interface IHousekeepingJobs
 {
+    /// <summary>The job type housekeeping rows carry.</summary>
+    const string JobType = "housekeeping";
+
     /// <summary>Runs the housekeeping job row <paramref name="jobId"/>; a no-op when it already finished.</summary>
     Task RunAsync(Guid jobId, CancellationToken cancellationToken);
 

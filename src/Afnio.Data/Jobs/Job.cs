@@ -30,6 +30,9 @@ public sealed class Job : IHasId
     public int ProgressCompleted { get; set; }
     public int ProgressTotal { get; set; }
 
+    /// <summary>What the job was asked to do (its request, resolved), as JSON.</summary>
+    public string? Arguments { get; init; }
+
     /// <summary>The job's result as JSON, written once when it succeeds.</summary>
     public string? Result { get; set; }
 
@@ -39,6 +42,16 @@ public sealed class Job : IHasId
 
     /// <summary>Which process ran the job last (<c>host:pid</c>), for operators.</summary>
     public string? ExecutedBy { get; set; }
+
+    /// <summary>The delivery currently running the job; it renews <see cref="LeaseExpiresAt"/> while alive.</summary>
+    public string? LeaseOwner { get; set; }
+    public DateTimeOffset? LeaseExpiresAt { get; set; }
+
+    /// <summary>How many deliveries have claimed the job (1 unless it was resumed).</summary>
+    public int Attempts { get; set; }
+
+    /// <summary>The sequence number of the job's last event; events are numbered under the job row's lock.</summary>
+    public long EventCount { get; set; }
 
     public required DateTimeOffset CreatedAt { get; init; }
     public DateTimeOffset? StartedAt { get; set; }
@@ -56,12 +69,16 @@ public sealed class JobConfiguration : IEntityTypeConfiguration<Job>
         builder.Property(j => j.Status).HasConversion(
             s => JobStatusNames.ToName(s), s => JobStatusNames.Parse(s)).HasMaxLength(16);
         builder.Property(j => j.Result).HasColumnType("jsonb");
+        builder.Property(j => j.Arguments).HasColumnType("jsonb");
+        builder.Property(j => j.LeaseOwner).HasMaxLength(200);
+        builder.Property(j => j.ErrorMessage).HasMaxLength(4000);
         builder.Property(j => j.ErrorCode).HasMaxLength(64);
         builder.Property(j => j.HangfireJobId).HasMaxLength(64);
         builder.Property(j => j.ExecutedBy).HasMaxLength(200);
         builder.Ignore(j => j.IsTerminal);
         builder.HasIndex(j => new { j.ProjectId, j.Id });
         builder.HasIndex(j => j.Status);
+        builder.HasIndex(j => new { j.ProjectId, j.Type, j.Id });
         builder.HasOne<Project>().WithMany().HasForeignKey(j => j.ProjectId).OnDelete(DeleteBehavior.Cascade);
     }
 }

@@ -105,7 +105,7 @@ public sealed class BackwardPlan
 
         if (inputs is not null)
         {
-            reachable = LeadingTo(reachable, graph, n => n.IsAccumulateGrad && inputs.Contains(n.VariableId!.Value));
+            reachable = LeadingTo(reachable, graph, n => n.IsAccumulateGrad && n.VariableId is { } leaf && inputs.Contains(leaf));
         }
 
         if (reachable.Select(id => graph[id]).FirstOrDefault(n => n.Released) is not null)
@@ -166,13 +166,18 @@ public sealed class BackwardEngine(OperationRegistry operations)
     /// <param name="sink">Commits each node's result.</param>
     /// <param name="completed">Results committed by an earlier, interrupted run of the same pass: replayed, not rerun.</param>
     /// <param name="maxConcurrency">How many nodes may run at once.</param>
-    /// <param name="cancellationToken">Stops the pass between nodes.</param>
+    /// <param name="cancellationToken">Stops the pass at once; nodes in flight are abandoned uncommitted.</param>
+    /// <param name="drain">
+    /// Stops the pass between nodes: no node starts after it fires, nodes in flight finish and commit,
+    /// then the pass ends with an <see cref="OperationCanceledException"/>.
+    /// </param>
     public async Task RunAsync(
         BackwardPlan plan,
         INodeResultSink sink,
         IReadOnlyDictionary<Guid, NodeResult> completed,
         int maxConcurrency,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken,
+        CancellationToken drain = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maxConcurrency, 1);
         var state = plan.Nodes.Keys.ToDictionary(id => id, id => new NodeState(plan.Dependencies[id]));
@@ -187,6 +192,7 @@ public sealed class BackwardEngine(OperationRegistry operations)
         }
 
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        using var reading = CancellationTokenSource.CreateLinkedTokenSource(stop.Token, drain);
         var ready = Channel.CreateUnbounded<Guid>();
         var remaining = state.Count;
         foreach (var (id, node) in state)
@@ -202,7 +208,7 @@ public sealed class BackwardEngine(OperationRegistry operations)
         {
             try
             {
-                await foreach (var id in ready.Reader.ReadAllAsync(stop.Token))
+                await foreach (var id in ready.Reader.ReadAllAsync(reading.Token))
                 {
                     var result = completed.TryGetValue(id, out var done)
                         ? done
@@ -231,6 +237,10 @@ public sealed class BackwardEngine(OperationRegistry operations)
                     }
                 }
             }
+            catch (OperationCanceledException) when (drain.IsCancellationRequested && !stop.IsCancellationRequested)
+            {
+                // Drained: this worker takes no more nodes.
+            }
             catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
             {
                 Interlocked.CompareExchange(ref failure, e, null);
@@ -244,6 +254,11 @@ public sealed class BackwardEngine(OperationRegistry operations)
         {
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
         }
+
+        if (Volatile.Read(ref remaining) > 0)
+        {
+            throw new OperationCanceledException("The backward pass was stopped between nodes.", drain);
+        }
     }
 
     private async Task<NodeResult> ExecuteAsync(
@@ -253,7 +268,8 @@ public sealed class BackwardEngine(OperationRegistry operations)
         if (node.IsAccumulateGrad)
         {
             // One gradient per arriving path, never merged; only the chosen inputs when restricted.
-            var accumulates = plan.Inputs is null || plan.Inputs.Contains(node.VariableId!.Value);
+            // A leaf deleted since the graph was built (VariableId null) takes nothing.
+            var accumulates = node.VariableId is { } leaf && (plan.Inputs is null || plan.Inputs.Contains(leaf));
             result = new NodeResult(node.Id, [], accumulates ? [.. incoming.Select(g => new GradientAppend(node.VariableId!.Value, g.Gradient))] : []);
         }
         else if (incoming.Count == 0)

@@ -50,6 +50,12 @@ public interface IOperation
     /// <summary>The backward node name, e.g. <c>AddBackward0</c>.</summary>
     string BackwardName { get; }
 
+    /// <summary>
+    /// True for evaluators: a backward pass may start from their outputs without a gradient
+    /// (an implicit <c>""</c>), even when the output is a list.
+    /// </summary>
+    bool IsEvaluator => false;
+
     /// <summary>Validates the request arguments and names the variables they use.</summary>
     OpCall Bind(JsonElement arguments);
 

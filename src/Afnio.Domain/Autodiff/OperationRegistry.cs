@@ -29,6 +29,9 @@ public sealed class OperationRegistry
         : throw AfnioException.NotFound("function_not_found",
             $"Unknown function: '{name}'. Available: {string.Join(", ", _byName.Keys.Order())}.", "name");
 
+    /// <summary>True when the node belongs to an evaluator (AccumulateGrad and unknown names are not).</summary>
+    public bool IsEvaluatorNode(string nodeName) => _byNodeName.TryGetValue(nodeName, out var op) && op.IsEvaluator;
+
     /// <summary>The operation whose backward node is named <paramref name="nodeName"/>.</summary>
     public IOperation ForNode(string nodeName) => _byNodeName.TryGetValue(nodeName, out var op)
         ? op

@@ -23,6 +23,9 @@ public static class PrefixedId
     /// <summary>Prefix of job ids.</summary>
     public const string Job = "job";
 
+    /// <summary>Prefix of job event ids.</summary>
+    public const string Event = "evt";
+
     /// <summary>A new time-ordered UUID.</summary>
     public static Guid NewGuid() => Guid.CreateVersion7();
 

@@ -13,11 +13,12 @@ public sealed record HousekeepingResult(int PurgedIdempotencyRecords);
 public sealed partial class HousekeepingJobs(AfnioDbContext db, JobRecorder jobs, TimeProvider clock, ILogger<HousekeepingJobs> log)
     : IHousekeepingJobs
 {
-    public const string JobType = "housekeeping";
+    public const string JobType = IHousekeepingJobs.JobType;
 
     public async Task RunAsync(Guid jobId, CancellationToken cancellationToken)
     {
-        if (!await jobs.TryStartAsync(jobId, cancellationToken))
+        var owner = JobRecorder.NewLeaseOwner();
+        if (await jobs.TryClaimAsync(jobId, owner, cancellationToken) is null)
         {
             return;
         }
@@ -26,21 +27,26 @@ public sealed partial class HousekeepingJobs(AfnioDbContext db, JobRecorder jobs
         {
             var now = clock.GetUtcNow();
             var purged = await db.IdempotencyRecords.Where(r => r.ExpiresAt < now).ExecuteDeleteAsync(cancellationToken);
-            await jobs.SucceedAsync(jobId, new HousekeepingResult(purged), cancellationToken);
+            await using var tx = await db.Database.BeginTransactionAsync(cancellationToken);
+            await jobs.SucceedAsync(jobId, owner, new HousekeepingResult(purged), cancellationToken);
+            await tx.CommitAsync(cancellationToken);
             LogPurged(log, jobId, purged);
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            await jobs.FailAsync(jobId, "housekeeping_failed", e.Message);
+            await jobs.ReleaseAsync(jobId, owner);
+            throw;
+        }
+        catch (Exception e)
+        {
+            await jobs.FailAsync(jobId, owner, "housekeeping_failed", e.Message);
             throw;
         }
     }
 
     public async Task RunScheduledAsync(CancellationToken cancellationToken)
     {
-        var job = JobRecorder.NewSystemJob(JobType, clock.GetUtcNow());
-        db.Jobs.Add(job);
-        await db.SaveChangesAsync(cancellationToken);
+        var job = await JobScheduling.AddAsync(db, null, JobType, null, clock.GetUtcNow(), cancellationToken);
         await RunAsync(job.Id, cancellationToken);
     }
 

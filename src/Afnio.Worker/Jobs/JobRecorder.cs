@@ -2,55 +2,155 @@ using System.Text.Json;
 using Afnio.Data;
 using Afnio.Data.Jobs;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
 
 namespace Afnio.Worker.Jobs;
 
-/// <summary>Moves job rows through their states; every transition is one set-based update.</summary>
-public sealed class JobRecorder(AfnioDbContext db, TimeProvider clock)
+/// <summary>
+/// Moves job rows through their states. A delivery first claims the job's lease; every later
+/// transition is conditional on still holding it, so two deliveries of one job never both finish it.
+/// </summary>
+public sealed class JobRecorder(AfnioDbContext db, TimeProvider clock, IOptions<JobOptions> options)
 {
-    /// <summary>Results are shown to API users as they are stored: snake_case, like every other field.</summary>
-    private static readonly JsonSerializerOptions ResultJson = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
-
     /// <summary>Identifies this process in <see cref="Job.ExecutedBy"/>.</summary>
     public static string ProcessName { get; } = $"{Environment.MachineName}:{Environment.ProcessId}";
 
+    /// <summary>A lease owner name unique to one delivery of a job.</summary>
+    public static string NewLeaseOwner() => $"{ProcessName}/{Guid.NewGuid():N}";
+
     /// <summary>
-    /// Claims a job for running. Returns false when the row is missing or already finished, which
-    /// is how a job that Hangfire delivers twice becomes a no-op.
+    /// Claims a job for <paramref name="owner"/>. Returns null when the job is missing, finished, or
+    /// held by another live delivery: that is how a job Hangfire delivers twice becomes a no-op.
     /// </summary>
-    public async Task<bool> TryStartAsync(Guid jobId, CancellationToken ct)
+    public async Task<Job?> TryClaimAsync(Guid jobId, string owner, CancellationToken ct)
     {
         var now = clock.GetUtcNow();
+        var until = now + options.Value.Lease;
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
         var claimed = await db.Jobs
-            .Where(j => j.Id == jobId && (j.Status == JobStatus.Queued || j.Status == JobStatus.Running))
+            .Where(j => j.Id == jobId
+                && (j.Status == JobStatus.Queued || j.Status == JobStatus.Running || j.Status == JobStatus.Cancelling)
+                && (j.LeaseOwner == null || j.LeaseExpiresAt < now))
             .ExecuteUpdateAsync(s => s
-                .SetProperty(j => j.Status, JobStatus.Running)
+                .SetProperty(j => j.Status, j => j.Status == JobStatus.Queued ? JobStatus.Running : j.Status)
                 .SetProperty(j => j.StartedAt, j => j.StartedAt ?? now)
+                .SetProperty(j => j.LeaseOwner, owner)
+                .SetProperty(j => j.LeaseExpiresAt, until)
+                .SetProperty(j => j.Attempts, j => j.Attempts + 1)
                 .SetProperty(j => j.ExecutedBy, ProcessName), ct);
-        return claimed == 1;
+        if (claimed == 0)
+        {
+            return null;
+        }
+
+        var job = await db.Jobs.AsNoTracking().SingleAsync(j => j.Id == jobId, ct);
+        await db.AppendEventAsync(jobId, JobEventTypes.Started, new { attempt = job.Attempts, worker = ProcessName }, now, ct);
+        await tx.CommitAsync(ct);
+        return job;
     }
 
-    public Task SucceedAsync<TResult>(Guid jobId, TResult result, CancellationToken ct)
+    /// <summary>
+    /// Renews the lease and publishes progress. Returns the job's status, or null when the lease was
+    /// lost (another delivery took the job over, or it was finished elsewhere).
+    /// </summary>
+    public async Task<JobStatus?> HeartbeatAsync(Guid jobId, string owner, int? completed, CancellationToken ct)
     {
-        var json = JsonSerializer.Serialize(result, ResultJson);
         var now = clock.GetUtcNow();
-        return db.Jobs.Where(j => j.Id == jobId).ExecuteUpdateAsync(s => s
+        var until = now + options.Value.Lease;
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        var rows = await db.Database.SqlQuery<HeartbeatRow>($"""
+            UPDATE jobs SET lease_expires_at = {until},
+                progress_completed = COALESCE({completed}, progress_completed)
+            WHERE id = {jobId} AND lease_owner = {owner}
+            RETURNING status AS "Status", progress_completed AS "Completed", progress_total AS "Total"
+            """).ToListAsync(ct);
+        if (rows.Count == 0)
+        {
+            return null;
+        }
+
+        if (completed is not null)
+        {
+            await db.AppendEventAsync(jobId, JobEventTypes.Progress, new { completed = rows[0].Completed, total = rows[0].Total }, now, ct);
+        }
+
+        await tx.CommitAsync(ct);
+        return JobStatusNames.Parse(rows[0].Status);
+    }
+
+    /// <summary>Sets how many steps the job has in all.</summary>
+    public Task SetTotalAsync(Guid jobId, string owner, int total, CancellationToken ct) =>
+        db.Jobs.Where(j => j.Id == jobId && j.LeaseOwner == owner)
+            .ExecuteUpdateAsync(s => s.SetProperty(j => j.ProgressTotal, total), ct);
+
+    /// <summary>
+    /// Marks the job succeeded with <paramref name="result"/> if <paramref name="owner"/> still holds it.
+    /// Joins the caller's transaction when there is one, so a job's last writes and its success commit together.
+    /// </summary>
+    public async Task<bool> SucceedAsync<TResult>(Guid jobId, string owner, TResult result, CancellationToken ct)
+    {
+        var json = JsonSerializer.Serialize(result, JobEventLog.Json);
+        var now = clock.GetUtcNow();
+        var done = await Finish(jobId, owner).ExecuteUpdateAsync(s => s
             .SetProperty(j => j.Status, JobStatus.Succeeded)
             .SetProperty(j => j.Result, json)
-            .SetProperty(j => j.FinishedAt, now), ct);
+            .SetProperty(j => j.ProgressCompleted, j => j.ProgressTotal)
+            .SetProperty(j => j.FinishedAt, now)
+            .SetProperty(j => j.LeaseOwner, (string?)null)
+            .SetProperty(j => j.LeaseExpiresAt, (DateTimeOffset?)null), ct);
+        if (done == 1)
+        {
+            await db.AppendEventAsync(jobId, JobEventTypes.Succeeded, JsonDocument.Parse(json).RootElement, now, ct);
+        }
+
+        return done == 1;
     }
 
-    public Task FailAsync(Guid jobId, string code, string message)
+    /// <summary>Marks the job failed with a stable code and a message for the user.</summary>
+    public Task FailAsync(Guid jobId, string owner, string code, string message) =>
+        EndAsync(jobId, owner, JobStatus.Failed, JobEventTypes.Failed, code, message);
+
+    /// <summary>Marks a job cancelled; the steps it committed stay.</summary>
+    public Task CancelledAsync(Guid jobId, string owner) =>
+        EndAsync(jobId, owner, JobStatus.Cancelled, JobEventTypes.Cancelled, null, null);
+
+    /// <summary>Gives the lease up at once (on shutdown), so the next delivery can resume without waiting.</summary>
+    public Task ReleaseAsync(Guid jobId, string owner)
     {
         var now = clock.GetUtcNow();
-        // Recording a failure must not be skipped because the job's own token was cancelled.
-        return db.Jobs.Where(j => j.Id == jobId).ExecuteUpdateAsync(s => s
-            .SetProperty(j => j.Status, JobStatus.Failed)
-            .SetProperty(j => j.ErrorCode, code)
-            .SetProperty(j => j.ErrorMessage, message)
-            .SetProperty(j => j.FinishedAt, now), CancellationToken.None);
+        return db.Jobs.Where(j => j.Id == jobId && j.LeaseOwner == owner)
+            .ExecuteUpdateAsync(s => s.SetProperty(j => j.LeaseOwner, (string?)null).SetProperty(j => j.LeaseExpiresAt, now), CancellationToken.None);
     }
 
-    public static Job NewSystemJob(string type, DateTimeOffset now) =>
-        new() { Id = Domain.Common.PrefixedId.NewGuid(), Type = type, CreatedAt = now };
+    // Recording how a job ended must not be skipped because the job's own token was cancelled.
+    private async Task EndAsync(Guid jobId, string owner, JobStatus status, string eventType, string? code, string? message)
+    {
+        var now = clock.GetUtcNow();
+        if (message is { Length: > 4000 })
+        {
+            message = message[..4000];
+        }
+
+        await using var tx = await db.Database.BeginTransactionAsync(CancellationToken.None);
+        var done = await Finish(jobId, owner).ExecuteUpdateAsync(s => s
+            .SetProperty(j => j.Status, status)
+            .SetProperty(j => j.ErrorCode, code)
+            .SetProperty(j => j.ErrorMessage, message)
+            .SetProperty(j => j.FinishedAt, now)
+            .SetProperty(j => j.LeaseOwner, (string?)null)
+            .SetProperty(j => j.LeaseExpiresAt, (DateTimeOffset?)null), CancellationToken.None);
+        if (done == 1)
+        {
+            object data = code is null ? new { } : new { error = new { code, message } };
+            await db.AppendEventAsync(jobId, eventType, data, now, CancellationToken.None);
+        }
+
+        await tx.CommitAsync(CancellationToken.None);
+    }
+
+    private IQueryable<Job> Finish(Guid jobId, string owner) =>
+        db.Jobs.Where(j => j.Id == jobId && j.LeaseOwner == owner
+            && (j.Status == JobStatus.Running || j.Status == JobStatus.Cancelling));
+
+    private sealed record HeartbeatRow(string Status, int Completed, int Total);
 }

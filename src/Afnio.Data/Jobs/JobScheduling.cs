@@ -1,0 +1,50 @@
+using Afnio.Domain.Common;
+using Hangfire;
+using Microsoft.EntityFrameworkCore;
+
+namespace Afnio.Data.Jobs;
+
+/// <summary>Creates job rows and hands them to Hangfire; the one place that knows which method runs which job type.</summary>
+public static class JobScheduling
+{
+    /// <summary>Stores a new queued job of the caller's project with its <c>job.created</c> event, then enqueues it.</summary>
+    public static async Task<Job> CreateAsync(
+        AfnioDbContext db, IBackgroundJobClient hangfire, Guid? projectId, string type, string? arguments, DateTimeOffset now, CancellationToken ct)
+    {
+        var job = await AddAsync(db, projectId, type, arguments, now, ct);
+        // A crash before this line leaves a queued job without a Hangfire id; the worker's recovery enqueues it.
+        await EnqueueAsync(db, hangfire, job, ct);
+        return job;
+    }
+
+    /// <summary>Stores a new queued job with its <c>job.created</c> event, without enqueueing it.</summary>
+    public static async Task<Job> AddAsync(
+        AfnioDbContext db, Guid? projectId, string type, string? arguments, DateTimeOffset now, CancellationToken ct)
+    {
+        var job = new Job { Id = PrefixedId.NewGuid(), ProjectId = projectId, Type = type, Arguments = arguments, CreatedAt = now };
+        await using (var tx = await db.Database.BeginTransactionAsync(ct))
+        {
+            db.Jobs.Add(job);
+            await db.SaveChangesAsync(ct);
+            await db.AppendEventAsync(job.Id, JobEventTypes.Created, new { status = "queued" }, now, ct);
+            await tx.CommitAsync(ct);
+        }
+
+        return job;
+    }
+
+    /// <summary>Hands <paramref name="job"/> to Hangfire (again) and records the Hangfire id.</summary>
+    public static async Task EnqueueAsync(AfnioDbContext db, IBackgroundJobClient hangfire, Job job, CancellationToken ct)
+    {
+        var hangfireId = Enqueue(hangfire, job.Type, job.Id);
+        await db.Jobs.Where(j => j.Id == job.Id).ExecuteUpdateAsync(s => s.SetProperty(j => j.HangfireJobId, hangfireId), ct);
+        job.HangfireJobId = hangfireId;
+    }
+
+    private static string Enqueue(IBackgroundJobClient hangfire, string type, Guid jobId) => type switch
+    {
+        BackwardJobArguments.JobType => hangfire.Enqueue<IBackwardJobs>(AfnioDataSetup.Queues[1], j => j.RunAsync(jobId, CancellationToken.None)),
+        IHousekeepingJobs.JobType => hangfire.Enqueue<IHousekeepingJobs>(AfnioDataSetup.Queues[0], j => j.RunAsync(jobId, CancellationToken.None)),
+        _ => throw new InvalidOperationException($"No job method runs jobs of type '{type}'."),
+    };
+}

@@ -1,0 +1,162 @@
+using System.Text.Json;
+using Afnio.Data;
+using Afnio.Data.Graph;
+using Afnio.Data.Jobs;
+using Afnio.Domain.Autodiff;
+using Afnio.Domain.Common;
+using Afnio.Worker.Jobs;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace Afnio.Worker.Backward;
+
+/// <summary>What a finished backward pass reports.</summary>
+/// <param name="Nodes">Nodes in the pass (AccumulateGrad included).</param>
+/// <param name="GradientsAppended">Gradients appended to gradient lists.</param>
+/// <param name="VariableIds">The variables whose gradient lists grew, in id order.</param>
+public sealed record BackwardResult(int Nodes, int GradientsAppended, IReadOnlyList<string> VariableIds);
+
+/// <summary>
+/// Runs a backward pass as a durable job: plans it from the stored graph, runs independent nodes
+/// concurrently, commits every node as a step, and on a second delivery (after a crash, a shutdown
+/// or a Hangfire retry) resumes from the committed steps.
+/// </summary>
+public sealed partial class BackwardJobs(
+    IDbContextFactory<AfnioDbContext> contexts,
+    OperationRegistry operations,
+    IOptions<JobOptions> options,
+    TimeProvider clock,
+    ILogger<BackwardJobs> log) : IBackwardJobs
+{
+    public async Task RunAsync(Guid jobId, CancellationToken cancellationToken)
+    {
+        var owner = JobRecorder.NewLeaseOwner();
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var recorder = new JobRecorder(db, clock, options);
+        if (await recorder.TryClaimAsync(jobId, owner, cancellationToken) is not { } job)
+        {
+            return;
+        }
+
+        await using var monitor = new JobMonitor(contexts, jobId, owner, job.ProgressCompleted, clock, options.Value, log);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, monitor.Lost);
+        try
+        {
+            if (job.Status == JobStatus.Cancelling)
+            {
+                await recorder.CancelledAsync(jobId, owner);
+                return;
+            }
+
+            var finished = await RunPassAsync(db, recorder, job, owner, monitor, linked.Token);
+            if (!finished)
+            {
+                await monitor.FlushAsync(CancellationToken.None);
+                await recorder.CancelledAsync(jobId, owner);
+                LogCancelled(log, jobId);
+            }
+        }
+        catch (AfnioException e)
+        {
+            await recorder.FailAsync(jobId, owner, e.Code, e.Message);
+        }
+        catch (Exception e) when (monitor.Lost.IsCancellationRequested || e is StepAlreadyCommittedException)
+        {
+            // Another delivery holds the job now; it finishes the pass.
+            LogHandedOver(log, jobId);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Shutdown: give the lease up so the requeued delivery resumes at once.
+            await recorder.ReleaseAsync(jobId, owner);
+            throw;
+        }
+        catch (Exception e) when (e is NpgsqlException { IsTransient: true } || e.InnerException is NpgsqlException { IsTransient: true })
+        {
+            // The database blinked: Hangfire retries, and the retry resumes from the committed steps.
+            await recorder.ReleaseAsync(jobId, owner);
+            throw;
+        }
+        catch (Exception e)
+        {
+            LogFailed(log, jobId, e);
+            await recorder.FailAsync(jobId, owner, "backward_failed", $"The backward pass failed: {e.Message}");
+        }
+    }
+
+    /// <summary>Runs the pass; false when it stopped early because a cancel was requested.</summary>
+    private async Task<bool> RunPassAsync(
+        AfnioDbContext db, JobRecorder recorder, Job job, string owner, JobMonitor monitor, CancellationToken ct)
+    {
+        var arguments = JsonSerializer.Deserialize<BackwardJobArguments>(job.Arguments!, JobEventLog.Json)
+            ?? throw new InvalidOperationException("The job has no arguments.");
+        var projectId = job.ProjectId!.Value;
+        var roots = arguments.RootGradients();
+        var graph = await db.LoadReachableAsync(projectId, [.. roots.Select(r => r.NodeId)], ct);
+        var retained = await RetainedAsync(db, projectId, graph.Keys, ct);
+        var plan = BackwardPlan.Create(graph, roots, arguments.Inputs?.ToHashSet(), retained);
+
+        var completed = (await db.JobSteps.AsNoTracking().Where(s => s.JobId == job.Id).ToListAsync(ct))
+            .ToDictionary(s => Guid.ParseExact(s.StepKey, "N"), s => ParseStep(s.Result).ToNodeResult(Guid.ParseExact(s.StepKey, "N")));
+        await recorder.SetTotalAsync(job.Id, owner, plan.Nodes.Count, ct);
+
+        var store = new BackwardStepStore(contexts, job.Id, projectId, clock, monitor);
+        try
+        {
+            await new BackwardEngine(operations).RunAsync(
+                plan, store, completed, Math.Max(1, options.Value.BackwardConcurrency), ct, monitor.CancelRequested);
+        }
+        catch (OperationCanceledException) when (monitor.CancelRequested.IsCancellationRequested && !ct.IsCancellationRequested)
+        {
+            return false;
+        }
+
+        var steps = await db.JobSteps.AsNoTracking().Where(s => s.JobId == job.Id).Select(s => s.Result).ToListAsync(ct);
+        var appends = steps.SelectMany(s => ParseStep(s).Appends).ToList();
+        var result = new BackwardResult(plan.Nodes.Count, appends.Count,
+            [.. appends.Select(a => a.VariableId).Distinct().Order().Select(id => PrefixedId.Format(PrefixedId.Variable, id))]);
+
+        // Freeing the graph and finishing the job commit together: a crash in between cannot leave a
+        // job that must resume through a graph it already freed.
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        if (!arguments.RetainGraph)
+        {
+            var freed = plan.FunctionNodeIds.ToArray();
+            await db.Nodes.Where(n => freed.Contains(n.Id))
+                .ExecuteUpdateAsync(s => s.SetProperty(n => n.Released, true).SetProperty(n => n.SavedContext, (string?)null), ct);
+        }
+
+        if (await recorder.SucceedAsync(job.Id, owner, result, ct))
+        {
+            await tx.CommitAsync(ct);
+        }
+
+        return true;
+    }
+
+    private static async Task<Dictionary<(Guid Node, int OutputNr), IReadOnlyList<Guid>>> RetainedAsync(
+        AfnioDbContext db, Guid projectId, IEnumerable<Guid> nodes, CancellationToken ct)
+    {
+        var nodeIds = nodes.ToArray();
+        var rows = await db.Variables.AsNoTracking()
+            .Where(v => v.ProjectId == projectId && v.RetainGrad && v.GradFnId != null && nodeIds.Contains(v.GradFnId.Value))
+            .OrderBy(v => v.Id)
+            .Select(v => new { v.Id, Node = v.GradFnId!.Value, v.OutputNr })
+            .ToListAsync(ct);
+        return rows.GroupBy(r => (r.Node, r.OutputNr)).ToDictionary(g => g.Key, g => (IReadOnlyList<Guid>)[.. g.Select(r => r.Id)]);
+    }
+
+    private static StoredStep ParseStep(string json) =>
+        JsonSerializer.Deserialize<StoredStep>(json, JobEventLog.Json) ?? throw new InvalidOperationException("Empty step result.");
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Backward job {JobId} cancelled between steps")]
+    private static partial void LogCancelled(ILogger logger, Guid jobId);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Backward job {JobId} is held by another delivery; this one stops")]
+    private static partial void LogHandedOver(ILogger logger, Guid jobId);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Backward job {JobId} failed")]
+    private static partial void LogFailed(ILogger logger, Guid jobId, Exception exception);
+}

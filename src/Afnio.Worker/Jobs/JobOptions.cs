@@ -1,0 +1,24 @@
+namespace Afnio.Worker.Jobs;
+
+/// <summary>The <c>Afnio:Jobs</c> configuration section: how running jobs hold and hand over their work.</summary>
+public sealed class JobOptions
+{
+    public const string Section = "Afnio:Jobs";
+
+    /// <summary>
+    /// How long a running job's claim lasts without renewal. A worker that dies mid-job stops
+    /// renewing; once the lease runs out, recovery hands the job to another worker.
+    /// </summary>
+    public double LeaseSeconds { get; set; } = 60;
+
+    /// <summary>How often a running job renews its lease, publishes progress and looks for a cancel request.</summary>
+    public int MonitorIntervalMs { get; set; } = 250;
+
+    /// <summary>How often each worker looks for jobs whose worker died.</summary>
+    public double RecoveryIntervalSeconds { get; set; } = 30;
+
+    /// <summary>How many nodes of one backward pass may run at once.</summary>
+    public int BackwardConcurrency { get; set; } = 8;
+
+    public TimeSpan Lease => TimeSpan.FromSeconds(LeaseSeconds);
+}
