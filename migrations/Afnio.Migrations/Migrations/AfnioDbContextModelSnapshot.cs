@@ -52,6 +52,10 @@ namespace Afnio.Migrations.Migrations
                         .HasColumnType("boolean")
                         .HasColumnName("released");
 
+                    b.Property<Guid?>("ReleasedByJobId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("released_by_job_id");
+
                     b.Property<string>("SavedContext")
                         .HasColumnType("jsonb")
                         .HasColumnName("saved_context");

@@ -46,7 +46,7 @@ public static class BackwardApi
 
         // Planning here refuses a pass through a freed graph with 409 before anything is queued;
         // the worker plans again, so a pass freed in between fails its job with the same error.
-        var graph = await db.LoadReachableAsync(project.ProjectId, [.. resolved.Select(r => r.NodeId)], ct);
+        var graph = await db.LoadReachableAsync(project.ProjectId, [.. resolved.Select(r => r.NodeId)], null, ct);
         BackwardPlan.Create(graph, resolved, inputs, new Dictionary<(Guid, int), IReadOnlyList<Guid>>());
 
         var arguments = new BackwardJobArguments(

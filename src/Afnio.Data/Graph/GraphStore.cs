@@ -7,11 +7,35 @@ namespace Afnio.Data.Graph;
 public static class GraphStore
 {
     /// <summary>Every node reachable from <paramref name="roots"/> through next_functions, in one recursive query.</summary>
+    /// <param name="db">The context.</param>
+    /// <param name="projectId">The project.</param>
+    /// <param name="roots">Where to start.</param>
+    /// <param name="forJob">The backward job asking: nodes it claimed itself are not released for it.</param>
+    /// <param name="ct">Cancels the query.</param>
     public static async Task<Dictionary<Guid, GraphNode>> LoadReachableAsync(
-        this AfnioDbContext db, Guid projectId, IReadOnlyCollection<Guid> roots, CancellationToken ct)
+        this AfnioDbContext db, Guid projectId, IReadOnlyCollection<Guid> roots, Guid? forJob, CancellationToken ct)
     {
         var rows = await LoadReachableRowsAsync(db, projectId, roots, ct);
-        return rows.ToDictionary(n => n.Id, n => n.ToGraphNode());
+        return rows.ToDictionary(n => n.Id, n => n.ToGraphNode(forJob));
+    }
+
+    /// <summary>
+    /// Claims the function nodes of a pass without retain_graph for <paramref name="jobId"/>, so no
+    /// other pass can run through them. False when another pass claimed one of them first.
+    /// </summary>
+    public static async Task<bool> TryClaimForPassAsync(this AfnioDbContext db, IReadOnlyCollection<Guid> nodes, Guid jobId, CancellationToken ct)
+    {
+        var ids = nodes.ToArray();
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        var claimed = await db.Nodes.Where(n => ids.Contains(n.Id) && (!n.Released || n.ReleasedByJobId == jobId))
+            .ExecuteUpdateAsync(s => s.SetProperty(n => n.Released, true).SetProperty(n => n.ReleasedByJobId, jobId), ct);
+        if (claimed != ids.Length)
+        {
+            return false;
+        }
+
+        await tx.CommitAsync(ct);
+        return true;
     }
 
     /// <summary>The stored rows behind <see cref="LoadReachableAsync"/>.</summary>

@@ -25,6 +25,9 @@ public sealed class Node : IHasId
     public string? SavedContext { get; set; }
     public bool Released { get; set; }
 
+    /// <summary>The backward job that consumed the graph here (a pass without retain_graph claims its nodes as it starts).</summary>
+    public Guid? ReleasedByJobId { get; set; }
+
     /// <summary>For AccumulateGrad: the leaf it appends to; null once that variable is deleted.</summary>
     public Guid? VariableId { get; set; }
 
@@ -44,8 +47,10 @@ public sealed class Node : IHasId
 
     public IReadOnlyList<GraphEdge> GetNextFunctions() => JsonSerializer.Deserialize<List<GraphEdge>>(NextFunctions, EdgeJson) ?? [];
 
-    public GraphNode ToGraphNode() => new(
-        Id, Name, GetNextFunctions(), SavedContext is null ? null : JsonNode.Parse(SavedContext)!.AsObject(), Released, VariableId);
+    /// <summary>The engine's view of the node; nodes claimed by <paramref name="job"/> itself still count as usable for it.</summary>
+    public GraphNode ToGraphNode(Guid? job = null) => new(
+        Id, Name, GetNextFunctions(), SavedContext is null ? null : JsonNode.Parse(SavedContext)!.AsObject(),
+        Released && (job is null || ReleasedByJobId != job), VariableId);
 }
 
 public sealed class NodeConfiguration : IEntityTypeConfiguration<Node>

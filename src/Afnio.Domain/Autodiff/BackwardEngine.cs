@@ -110,11 +110,7 @@ public sealed class BackwardPlan
 
         if (reachable.Select(id => graph[id]).FirstOrDefault(n => n.Released) is not null)
         {
-            throw AfnioException.Conflict("graph_released",
-                "Trying to backward through the graph a second time (or directly access saved variables after they have " +
-                "already been freed). Saved intermediate values of the graph are freed when you call .backward() or " +
-                "autograd.grad(). Specify retain_graph=True if you need to backward through the graph a second time or " +
-                "if you need to access saved variables after calling backward.");
+            throw GraphReleased();
         }
 
         var nodes = reachable.ToDictionary(id => id, id => graph[id]);
@@ -129,6 +125,14 @@ public sealed class BackwardPlan
 
         return new BackwardPlan(nodes, [.. roots.Where(r => nodes.ContainsKey(r.NodeId))], dependencies, inputs, retained);
     }
+
+    /// <summary>The error for a pass through a graph another pass already freed (PyTorch's wording).</summary>
+    public static AfnioException GraphReleased() =>
+        AfnioException.Conflict("graph_released",
+            "Trying to backward through the graph a second time (or directly access saved variables after they have " +
+            "already been freed). Saved intermediate values of the graph are freed when you call .backward() or " +
+            "autograd.grad(). Specify retain_graph=True if you need to backward through the graph a second time or " +
+            "if you need to access saved variables after calling backward.");
 
     // The subset of nodes from which a target can be reached (targets included).
     private static HashSet<Guid> LeadingTo(HashSet<Guid> nodes, IReadOnlyDictionary<Guid, GraphNode> graph, Func<GraphNode, bool> isTarget)

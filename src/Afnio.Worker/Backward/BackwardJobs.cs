@@ -54,12 +54,14 @@ public sealed partial class BackwardJobs(
             if (!finished)
             {
                 await monitor.FlushAsync(CancellationToken.None);
+                await ReturnGraphAsync(db, jobId);
                 await recorder.CancelledAsync(jobId, owner);
                 LogCancelled(log, jobId);
             }
         }
         catch (AfnioException e)
         {
+            await ReturnGraphAsync(db, jobId);
             await recorder.FailAsync(jobId, owner, e.Code, e.Message);
         }
         catch (Exception e) when (monitor.Lost.IsCancellationRequested || e is StepAlreadyCommittedException)
@@ -82,6 +84,7 @@ public sealed partial class BackwardJobs(
         catch (Exception e)
         {
             LogFailed(log, jobId, e);
+            await ReturnGraphAsync(db, jobId);
             await recorder.FailAsync(jobId, owner, "backward_failed", $"The backward pass failed: {e.Message}");
         }
     }
@@ -94,9 +97,14 @@ public sealed partial class BackwardJobs(
             ?? throw new InvalidOperationException("The job has no arguments.");
         var projectId = job.ProjectId!.Value;
         var roots = arguments.RootGradients();
-        var graph = await db.LoadReachableAsync(projectId, [.. roots.Select(r => r.NodeId)], ct);
+        var graph = await db.LoadReachableAsync(projectId, [.. roots.Select(r => r.NodeId)], job.Id, ct);
         var retained = await RetainedAsync(db, projectId, graph.Keys, ct);
         var plan = BackwardPlan.Create(graph, roots, arguments.Inputs?.ToHashSet(), retained);
+        if (!arguments.RetainGraph && !await db.TryClaimForPassAsync([.. plan.FunctionNodeIds], job.Id, ct))
+        {
+            // Another pass without retain_graph took part of this graph since this one was planned.
+            throw BackwardPlan.GraphReleased();
+        }
 
         var completed = (await db.JobSteps.AsNoTracking().Where(s => s.JobId == job.Id).ToListAsync(ct))
             .ToDictionary(s => Guid.ParseExact(s.StepKey, "N"), s => ParseStep(s.Result).ToNodeResult(Guid.ParseExact(s.StepKey, "N")));
@@ -123,9 +131,8 @@ public sealed partial class BackwardJobs(
         await using var tx = await db.Database.BeginTransactionAsync(ct);
         if (!arguments.RetainGraph)
         {
-            var freed = plan.FunctionNodeIds.ToArray();
-            await db.Nodes.Where(n => freed.Contains(n.Id))
-                .ExecuteUpdateAsync(s => s.SetProperty(n => n.Released, true).SetProperty(n => n.SavedContext, (string?)null), ct);
+            await db.Nodes.Where(n => n.ReleasedByJobId == job.Id)
+                .ExecuteUpdateAsync(s => s.SetProperty(n => n.SavedContext, (string?)null), ct);
         }
 
         if (await recorder.SucceedAsync(job.Id, owner, result, ct))
@@ -135,6 +142,12 @@ public sealed partial class BackwardJobs(
 
         return true;
     }
+
+    // A pass that did not finish gives its claim on the graph back, so the graph can be used again;
+    // the gradients of the steps it committed stay.
+    private static Task<int> ReturnGraphAsync(AfnioDbContext db, Guid jobId) =>
+        db.Nodes.Where(n => n.ReleasedByJobId == jobId && n.SavedContext != null)
+            .ExecuteUpdateAsync(s => s.SetProperty(n => n.Released, false).SetProperty(n => n.ReleasedByJobId, (Guid?)null), CancellationToken.None);
 
     private static async Task<Dictionary<(Guid Node, int OutputNr), IReadOnlyList<Guid>>> RetainedAsync(
         AfnioDbContext db, Guid projectId, IEnumerable<Guid> nodes, CancellationToken ct)

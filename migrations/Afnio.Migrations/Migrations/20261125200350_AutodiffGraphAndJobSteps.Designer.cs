@@ -12,7 +12,7 @@ using Npgsql.EntityFrameworkCore.PostgreSQL.Metadata;
 namespace Afnio.Migrations.Migrations
 {
     [DbContext(typeof(AfnioDbContext))]
-    [Migration("20261125195438_AutodiffGraphAndJobSteps")]
+    [Migration("20261125200350_AutodiffGraphAndJobSteps")]
     partial class AutodiffGraphAndJobSteps
     {
         /// <inheritdoc />
@@ -54,6 +54,10 @@ namespace Afnio.Migrations.Migrations
                     b.Property<bool>("Released")
                         .HasColumnType("boolean")
                         .HasColumnName("released");
+
+                    b.Property<Guid?>("ReleasedByJobId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("released_by_job_id");
 
                     b.Property<string>("SavedContext")
                         .HasColumnType("jsonb")

@@ -106,6 +106,7 @@ namespace Afnio.Migrations.Migrations
                     next_functions = table.Column<string>(type: "jsonb", nullable: false),
                     saved_context = table.Column<string>(type: "jsonb", nullable: true),
                     released = table.Column<bool>(type: "boolean", nullable: false),
+                    released_by_job_id = table.Column<Guid>(type: "uuid", nullable: true),
                     variable_id = table.Column<Guid>(type: "uuid", nullable: true),
                     created_at = table.Column<DateTimeOffset>(type: "timestamp with time zone", nullable: false)
                 },

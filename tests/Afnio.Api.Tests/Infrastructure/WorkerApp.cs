@@ -1,0 +1,24 @@
+namespace Afnio.Api.Tests.Infrastructure;
+
+/// <summary>
+/// The API hosting the Hangfire server in-process, on a database of its own (so its server never
+/// runs other tests' jobs), with short leases so recovery is quick.
+/// </summary>
+public class WorkerApp : AfnioApiFactory
+{
+    private string _ownDatabase = string.Empty;
+
+    public override async Task InitializeAsync() => _ownDatabase = await TestDatabase.CreateAsync("afnio_worker");
+
+    protected override IReadOnlyDictionary<string, string> Settings => new Dictionary<string, string>
+    {
+        ["ConnectionStrings:Postgres"] = _ownDatabase,
+        ["Afnio:Worker:InProcess"] = "true",
+        ["Afnio:Housekeeping:Schedule"] = "never",
+        ["Afnio:Jobs:LeaseSeconds"] = "3",
+        ["Afnio:Jobs:MonitorIntervalMs"] = "100",
+        ["Afnio:Jobs:RecoveryIntervalSeconds"] = "1",
+    };
+
+    public override Data.AfnioDbContext CreateDbContext() => TestDatabase.CreateDbContext(_ownDatabase);
+}
