@@ -32,7 +32,10 @@ public static class AfnioDataSetup
         // The factory also registers the context itself as a scoped service; jobs that commit steps
         // concurrently take one context per step from the factory.
         services.AddDbContextFactory<AfnioDbContext>(o => ConfigureDbContext(o, connectionString));
-        services.AddHangfire(cfg => ConfigureHangfire(cfg, connectionString, prepareSchema: false));
+        // Each host gets its own storage instance from DI. Hangfire's default registration hands out the
+        // process-wide JobStorage.Current, which two hosts in one process (tests) would overwrite.
+        services.AddSingleton<JobStorage>(_ => CreateStorage(connectionString, prepareSchema: false));
+        services.AddHangfire((provider, cfg) => ConfigureHangfire(cfg, provider.GetRequiredService<JobStorage>()));
         return services;
     }
 
@@ -46,15 +49,19 @@ public static class AfnioDataSetup
     /// being fetched twice; a short retry policy keeps Hangfire from re-running paid work for hours:
     /// our jobs checkpoint their own steps.
     /// </summary>
-    public static IGlobalConfiguration ConfigureHangfire(IGlobalConfiguration cfg, string connectionString, bool prepareSchema)
+    public static IGlobalConfiguration ConfigureHangfire(IGlobalConfiguration cfg, JobStorage storage) => cfg
+        .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
+        .UseSimpleAssemblyNameTypeSerializer()
+        .UseRecommendedSerializerSettings()
+        .UseFilter(new AutomaticRetryAttribute { Attempts = 3, DelaysInSeconds = [5, 30, 120] })
+        .UseStorage(storage);
+
+    /// <summary>The Hangfire storage on our PostgreSQL database, in its own schema and connection pool.</summary>
+    public static JobStorage CreateStorage(string connectionString, bool prepareSchema)
     {
         var hangfireConnection = new NpgsqlConnectionStringBuilder(connectionString) { ApplicationName = "afnio-hangfire" }.ConnectionString;
-        return cfg
-            .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
-            .UseSimpleAssemblyNameTypeSerializer()
-            .UseRecommendedSerializerSettings()
-            .UseFilter(new AutomaticRetryAttribute { Attempts = 3, DelaysInSeconds = [5, 30, 120] })
-            .UsePostgreSqlStorage(o => o.UseNpgsqlConnection(hangfireConnection), StorageOptions(prepareSchema));
+        var options = StorageOptions(prepareSchema);
+        return new PostgreSqlStorage(new Hangfire.PostgreSql.Factories.NpgsqlConnectionFactory(hangfireConnection, options), options);
     }
 
     public static PostgreSqlStorageOptions StorageOptions(bool prepareSchema) => new()

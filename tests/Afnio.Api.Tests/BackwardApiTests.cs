@@ -6,6 +6,7 @@ using Microsoft.Extensions.DependencyInjection;
 namespace Afnio.Api.Tests;
 
 /// <summary>Backward passes through the API and a real worker, with the reference's examples (semantics §2.4–2.5).</summary>
+[Collection(WorkerHosts.Name)]
 public sealed class BackwardApiTests(WorkerApp app) : IClassFixture<WorkerApp>
 {
     private static string Combined(string role, string feedback) =>

@@ -5,6 +5,7 @@ using Microsoft.Extensions.DependencyInjection;
 namespace Afnio.Api.Tests;
 
 /// <summary>With Afnio:Worker:InProcess the API hosts the Hangfire server itself (the one-machine default).</summary>
+[Collection(WorkerHosts.Name)]
 public sealed class InProcessWorkerTests(InProcessWorkerTests.InProcessApp app) : IClassFixture<InProcessWorkerTests.InProcessApp>
 {
     public sealed class InProcessApp : AfnioApiFactory

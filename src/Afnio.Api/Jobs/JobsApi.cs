@@ -37,12 +37,18 @@ public static class JobsApi
     }
 
     public static async Task<Ok<ListResponse<JobResponse>>> ListJobs(
-        [AsParameters] PageQuery page, [FromQuery(Name = "type")] string? type, [FromQuery(Name = "status")] JobStatus? status,
+        [AsParameters] PageQuery page, [FromQuery(Name = "type")] string? type, [FromQuery(Name = "status")] string? status,
         AfnioDbContext db, ProjectContext project, CancellationToken ct)
     {
         var query = db.Jobs.AsNoTracking().Where(j => j.ProjectId == project.ProjectId);
         query = type is null ? query : query.Where(j => j.Type == type);
-        query = status is null ? query : query.Where(j => j.Status == status);
+        if (status is not null)
+        {
+            var wanted = Enum.GetValues<JobStatus>().Cast<JobStatus?>().FirstOrDefault(s => JobStatusNames.ToName(s!.Value) == status)
+                ?? throw ApiException.BadRequest("invalid_status",
+                    $"status must be one of: {string.Join(", ", Enum.GetValues<JobStatus>().Select(JobStatusNames.ToName))}; got '{status}'.", "status");
+            query = query.Where(j => j.Status == wanted);
+        }
         var (rows, limit) = await query.FetchPageAsync(PrefixedId.Job, page, ct);
         return TypedResults.Ok(Paging.ToList([.. rows.Select(JobResponse.From)], limit, j => j.Id));
     }

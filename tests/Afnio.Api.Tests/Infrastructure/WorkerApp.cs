@@ -22,3 +22,14 @@ public class WorkerApp : AfnioApiFactory
 
     public override Data.AfnioDbContext CreateDbContext() => TestDatabase.CreateDbContext(_ownDatabase);
 }
+
+/// <summary>
+/// Test classes whose host runs a Hangfire server. They run one at a time, after the parallel
+/// classes: Hangfire keeps process-wide state (job filters, the queue's wake-up event), and two
+/// hosts in one test process would share it. A real process only ever holds one host.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class WorkerHosts
+{
+    public const string Name = "hosts with a Hangfire server";
+}
