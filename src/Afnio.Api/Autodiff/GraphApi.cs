@@ -19,8 +19,7 @@ public static class GraphApi
     {
         v1.MapGet("/nodes/{id}", GetNode).WithTags("Graph").WithName("retrieveNode");
         v1.MapGet("/variables/{id}/graph", GetVariableGraph).WithTags("Graph").WithName("retrieveVariableGraph")
-            .Produces<GraphResponse>(StatusCodes.Status200OK)
-            .Produces<string>(StatusCodes.Status200OK, "text/plain")
+            .Produces<GraphResponse>(StatusCodes.Status200OK, "application/json", "text/plain")
             .WithDescription("Every node and edge behind a variable. format=mermaid returns a Mermaid flowchart as text/plain.");
         return v1;
     }

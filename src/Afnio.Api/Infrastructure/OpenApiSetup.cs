@@ -58,6 +58,7 @@ public static class OpenApiSetup
             o.MapType<JsonElement>(() => new OpenApiSchema { Description = "Any JSON value." });
             o.CustomSchemaIds(SchemaId);
             o.OperationFilter<IdempotencyKeyHeaderFilter>();
+            o.OperationFilter<TextResponsesFilter>();
             o.SchemaFilter<RequestRequiredFieldsFilter>();
             o.IncludeXmlComments(typeof(OpenApiSetup).Assembly);
         });
@@ -114,6 +115,34 @@ public static class OpenApiSetup
                     + "for 24 hours; the same key with a different request answers 422.",
                 Schema = new OpenApiSchema { Type = JsonSchemaType.String, MaxLength = 255 },
             });
+        }
+    }
+
+    /// <summary>Text alternatives of a response (a Mermaid diagram, an event stream) are strings, whatever the JSON schema says.</summary>
+    private sealed class TextResponsesFilter : IOperationFilter
+    {
+        public void Apply(OpenApiOperation operation, OperationFilterContext context)
+        {
+            if (operation.Responses is null)
+            {
+                return;
+            }
+
+            foreach (var response in operation.Responses.Values)
+            {
+                if (response.Content is null)
+                {
+                    continue;
+                }
+
+                foreach (var entry in response.Content)
+                {
+                    if (entry.Key.StartsWith("text/", StringComparison.Ordinal) && entry.Value is OpenApiMediaType concrete)
+                    {
+                        concrete.Schema = new OpenApiSchema { Type = JsonSchemaType.String };
+                    }
+                }
+            }
         }
     }
 }

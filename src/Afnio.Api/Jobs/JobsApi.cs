@@ -29,8 +29,7 @@ public static class JobsApi
         group.MapGet("/{id}", GetJob).WithName("retrieveJob");
         group.MapPost("/{id}/cancel", CancelJob).WithName("cancelJob").ProducesProblem(StatusCodes.Status409Conflict);
         group.MapGet("/{id}/events", ListJobEvents).WithName("listJobEvents")
-            .Produces<ListResponse<JobEventResponse>>(StatusCodes.Status200OK)
-            .Produces<JobEventResponse>(StatusCodes.Status200OK, "text/event-stream")
+            .Produces<ListResponse<JobEventResponse>>(StatusCodes.Status200OK, "application/json", "text/event-stream")
             .WithDescription("The job's events, oldest first. With Accept: text/event-stream (or stream=true) the " +
                 "response is a live Server-Sent Events stream that ends after the job's last event; Last-Event-ID resumes it.");
         return v1;
