@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks the service as the run script starts it (API and worker as separate processes, on a
 # fresh PostgreSQL under a temporary folder), over loopback, with bounded request counts.
-#   scripts/bench.sh [REQUESTS=2000] [CONCURRENCY=16]
+#   scripts/bench.sh [REQUESTS=2000] [CONCURRENCY=16] [GRAPH_NODES=10000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 home=$(mktemp -d /tmp/afnio-bench.XXXXXX); chmod 755 "$home"
@@ -18,4 +18,7 @@ for _ in $(seq 1 240); do
   sleep 0.5
 done
 dotnet build bench/Afnio.Bench -c Release -nologo -v quiet -clp:ErrorsOnly
+# The graph benchmark reads job timestamps from the database and the worker's peak memory from /proc.
+export AFNIO_BENCH_DATABASE="Host=127.0.0.1;Port=$AFNIO_PG_PORT;Database=afnio;Username=afnio;Password=afnio"
+export AFNIO_BENCH_WORKER_PID=$(cat "$home/worker.pid" 2>/dev/null || echo "")
 dotnet bench/Afnio.Bench/bin/Release/net10.0/Afnio.Bench.dll "http://127.0.0.1:$port" "$(cat "$home/admin-key")" "$@"

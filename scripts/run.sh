@@ -69,6 +69,7 @@ if [ "${Afnio__Worker__InProcess:-false}" != "true" ]; then
   echo "==> starting the worker"
   (cd src/Afnio.Worker/bin/Release/net10.0 && exec dotnet Afnio.Worker.dll) &
   pids+=($!)
+  echo $! > "$state/worker.pid"
 fi
 echo "==> starting the API"
 (cd src/Afnio.Api/bin/Release/net10.0 && exec dotnet Afnio.Api.dll --urls "http://127.0.0.1:$port") &

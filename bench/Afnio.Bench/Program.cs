@@ -63,10 +63,13 @@ public static class BenchProgram
                 throw new InvalidOperationException($"job did not succeed: {done}");
             }
         });
+
+        var nodes = args.Length > 4 ? int.Parse(args[4], CultureInfo.InvariantCulture) : 10_000;
+        await BackwardBench.RunAsync(http, nodes, concurrency);
         return 0;
     }
 
-    private static async Task RunAsync(string name, int count, int concurrency, Func<int, Task> call)
+    internal static async Task RunAsync(string name, int count, int concurrency, Func<int, Task> call)
     {
         var latencies = new double[count];
         var next = -1;
@@ -95,7 +98,7 @@ public static class BenchProgram
         return client;
     }
 
-    private static async Task<JsonElement> PostAsync(HttpClient client, string path, object body)
+    internal static async Task<JsonElement> PostAsync(HttpClient client, string path, object body)
     {
         using var response = await client.PostAsJsonAsync(path, body);
         var text = await response.Content.ReadAsStringAsync();

@@ -110,7 +110,7 @@ public sealed partial class BackwardJobs(
             .ToDictionary(s => Guid.ParseExact(s.StepKey, "N"), s => ParseStep(s.Result).ToNodeResult(Guid.ParseExact(s.StepKey, "N")));
         await recorder.SetTotalAsync(job.Id, owner, plan.Nodes.Count, ct);
 
-        var store = new BackwardStepStore(contexts, job.Id, projectId, clock, monitor);
+        await using var store = new BackwardStepStore(contexts, job.Id, projectId, clock, monitor);
         try
         {
             await new BackwardEngine(operations).RunAsync(

@@ -17,8 +17,8 @@ public sealed class JobOptions
     /// <summary>How often each worker looks for jobs whose worker died.</summary>
     public double RecoveryIntervalSeconds { get; set; } = 30;
 
-    /// <summary>How many nodes of one backward pass may run at once.</summary>
-    public int BackwardConcurrency { get; set; } = 8;
+    /// <summary>How many nodes of one backward pass may run at once (language-model calls are also limited per model).</summary>
+    public int BackwardConcurrency { get; set; } = 16;
 
     public TimeSpan Lease => TimeSpan.FromSeconds(LeaseSeconds);
 }
