@@ -8,7 +8,7 @@ home=$(mktemp -d /tmp/afnio-bench.XXXXXX); chmod 755 "$home"
 port=${AFNIO_BENCH_PORT:-18080}
 export AFNIO_HOME=$home AFNIO_PORT=$port AFNIO_PG_PORT=${AFNIO_BENCH_PG_PORT:-55499}
 export Afnio__RateLimit__TokenLimit=1000000 Afnio__RateLimit__TokensPerSecond=1000000
-export Logging__LogLevel__Default=Warning
+export Logging__LogLevel__Default=Warning Logging__LogLevel__Afnio=Information
 ./scripts/run.sh > "$home/run.log" 2>&1 &
 runner=$!
 trap 'kill $runner 2>/dev/null; wait $runner 2>/dev/null; rm -rf "$home"' EXIT
@@ -22,3 +22,4 @@ dotnet build bench/Afnio.Bench -c Release -nologo -v quiet -clp:ErrorsOnly
 export AFNIO_BENCH_DATABASE="Host=127.0.0.1;Port=$AFNIO_PG_PORT;Database=afnio;Username=afnio;Password=afnio"
 export AFNIO_BENCH_WORKER_PID=$(cat "$home/worker.pid" 2>/dev/null || echo "")
 dotnet bench/Afnio.Bench/bin/Release/net10.0/Afnio.Bench.dll "http://127.0.0.1:$port" "$(cat "$home/admin-key")" "$@"
+grep -o "Backward job [0-9a-f-]*: [0-9]* nodes.*" "$home/run.log" | sort -t: -k2 -n | tail -1 | sed 's/^/worker log: /' || true

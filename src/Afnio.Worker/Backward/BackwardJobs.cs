@@ -96,6 +96,7 @@ public sealed partial class BackwardJobs(
         var arguments = JsonSerializer.Deserialize<BackwardJobArguments>(job.Arguments!, JobEventLog.Json)
             ?? throw new InvalidOperationException("The job has no arguments.");
         var projectId = job.ProjectId!.Value;
+        var watch = System.Diagnostics.Stopwatch.StartNew();
         var roots = arguments.RootGradients();
         var graph = await db.LoadReachableAsync(projectId, [.. roots.Select(r => r.NodeId)], job.Id, ct);
         var retained = await RetainedAsync(db, projectId, graph.Keys, ct);
@@ -109,6 +110,7 @@ public sealed partial class BackwardJobs(
         var completed = (await db.JobSteps.AsNoTracking().Where(s => s.JobId == job.Id).ToListAsync(ct))
             .ToDictionary(s => Guid.ParseExact(s.StepKey, "N"), s => ParseStep(s.Result).ToNodeResult(Guid.ParseExact(s.StepKey, "N")));
         await recorder.SetTotalAsync(job.Id, owner, plan.Nodes.Count, ct);
+        var planned = watch.Elapsed;
 
         await using var store = new BackwardStepStore(contexts, job.Id, projectId, clock, monitor);
         try
@@ -121,6 +123,7 @@ public sealed partial class BackwardJobs(
             return false;
         }
 
+        var ran = watch.Elapsed - planned;
         var steps = await db.JobSteps.AsNoTracking().Where(s => s.JobId == job.Id).Select(s => s.Result).ToListAsync(ct);
         var appends = steps.SelectMany(s => ParseStep(s).Appends).ToList();
         var result = new BackwardResult(plan.Nodes.Count, appends.Count,
@@ -140,6 +143,7 @@ public sealed partial class BackwardJobs(
             await tx.CommitAsync(ct);
         }
 
+        LogPass(log, job.Id, plan.Nodes.Count, completed.Count, planned.TotalMilliseconds, ran.TotalMilliseconds, (watch.Elapsed - planned - ran).TotalMilliseconds);
         return true;
     }
 
@@ -163,6 +167,10 @@ public sealed partial class BackwardJobs(
 
     private static StoredStep ParseStep(string json) =>
         JsonSerializer.Deserialize<StoredStep>(json, JobEventLog.Json) ?? throw new InvalidOperationException("Empty step result.");
+
+    [LoggerMessage(Level = LogLevel.Information,
+        Message = "Backward job {JobId}: {Nodes} nodes ({Resumed} resumed); planned in {PlanMs:F0} ms, ran in {RunMs:F0} ms, finished in {FinishMs:F0} ms")]
+    private static partial void LogPass(ILogger logger, Guid jobId, int nodes, int resumed, double planMs, double runMs, double finishMs);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Backward job {JobId} cancelled between steps")]
     private static partial void LogCancelled(ILogger logger, Guid jobId);

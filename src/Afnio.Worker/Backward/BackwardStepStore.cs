@@ -110,43 +110,47 @@ public sealed class BackwardStepStore : INodeResultSink, IAsyncDisposable
             .SqlQuery<Guid>($"SELECT id AS \"Value\" FROM variables WHERE id = ANY({targets}) FOR KEY SHARE")
             .ToListAsync()).ToHashSet();
 
-        var owners = new List<Guid>();
-        var gradients = new List<Guid>();
+        // Bulk inserts, one statement per table: the rows of a whole batch cost a few round trips.
+        var gradientRows = new List<(Guid Owner, Variable Gradient)>();
+        var steps = new List<(string Key, string Result)>();
         foreach (var result in results)
         {
             var appends = result.Appends.Where(a => alive.Contains(a.VariableId))
-                .Select(a => (a.VariableId, Gradient: Variable.Create(_projectId, a.Gradient.Data, a.Gradient.Role, requiresGrad: false, isParameter: false, now)))
+                .Select(a => (Owner: a.VariableId, Gradient: Variable.Create(_projectId, a.Gradient.Data, a.Gradient.Role, requiresGrad: false, isParameter: false, now)))
                 .ToList();
-            db.Variables.AddRange(appends.Select(a => a.Gradient));
-            owners.AddRange(appends.Select(a => a.VariableId));
-            gradients.AddRange(appends.Select(a => a.Gradient.Id));
+            gradientRows.AddRange(appends);
             var step = new StoredStep(
                 [.. result.EdgeGradients.Select(g => g is null ? null : StoredGradient.From(g))],
-                [.. appends.Select(a => new StoredAppend(a.VariableId, a.Gradient.Id))]);
-            db.JobSteps.Add(new JobStep
-            {
-                JobId = _jobId,
-                StepKey = result.NodeId.ToString("N"),
-                Result = JsonSerializer.Serialize(step, JobEventLog.Json),
-                CreatedAt = now,
-            });
+                [.. appends.Select(a => new StoredAppend(a.Owner, a.Gradient.Id))]);
+            steps.Add((result.NodeId.ToString("N"), JsonSerializer.Serialize(step, JobEventLog.Json)));
         }
 
         try
         {
-            await db.SaveChangesAsync();
+            await db.Database.ExecuteSqlAsync($"""
+                INSERT INTO job_steps (job_id, step_key, result, created_at)
+                SELECT {_jobId}, t.k, t.r::jsonb, {now} FROM unnest({steps.Select(x => x.Key).ToArray()}::text[], {steps.Select(x => x.Result).ToArray()}::text[]) AS t(k, r)
+                """);
         }
-        catch (DbUpdateException e) when (e.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
         {
             throw new StepAlreadyCommittedException(results[0].NodeId, e);
         }
 
-        if (owners.Count > 0)
+        if (gradientRows.Count > 0)
         {
-            // One statement, in order: the identity column numbers the list entries as they are listed here.
+            var rows = gradientRows.Select(r => r.Gradient).ToList();
+            await db.Database.ExecuteSqlAsync($"""
+                INSERT INTO variables (id, project_id, data, data_kind, role, requires_grad, is_parameter, retain_grad, output_nr, grad_fn_id, created_at)
+                SELECT t.id, {_projectId}, t.data::jsonb, t.kind, t.role, FALSE, FALSE, FALSE, 0, NULL, {now}
+                FROM unnest({rows.Select(v => v.Id).ToArray()}::uuid[], {rows.Select(v => v.Data).ToArray()}::text[],
+                            {rows.Select(v => v.DataKind).ToArray()}::text[], {rows.Select(v => v.Role).ToArray()}::text[]) AS t(id, data, kind, role)
+                """);
+
+            // In order: the identity column numbers the list entries as they are listed here.
             await db.Database.ExecuteSqlAsync($"""
                 INSERT INTO variable_gradients (variable_id, gradient_id)
-                SELECT t.v, t.g FROM unnest({owners.ToArray()}::uuid[], {gradients.ToArray()}::uuid[]) WITH ORDINALITY AS t(v, g, n) ORDER BY t.n
+                SELECT t.v, t.g FROM unnest({gradientRows.Select(r => r.Owner).ToArray()}::uuid[], {rows.Select(v => v.Id).ToArray()}::uuid[]) WITH ORDINALITY AS t(v, g, n) ORDER BY t.n
                 """);
         }
 

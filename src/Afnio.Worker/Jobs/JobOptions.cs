@@ -17,8 +17,11 @@ public sealed class JobOptions
     /// <summary>How often each worker looks for jobs whose worker died.</summary>
     public double RecoveryIntervalSeconds { get; set; } = 30;
 
-    /// <summary>How many nodes of one backward pass may run at once (language-model calls are also limited per model).</summary>
-    public int BackwardConcurrency { get; set; } = 16;
+    /// <summary>
+    /// How many nodes of one backward pass may run at once. Nodes that finish together commit
+    /// together, so a wide bound also means fewer commits; language-model calls are limited per model.
+    /// </summary>
+    public int BackwardConcurrency { get; set; } = 64;
 
     public TimeSpan Lease => TimeSpan.FromSeconds(LeaseSeconds);
 }

@@ -28,7 +28,7 @@ public sealed class JobRecorder(AfnioDbContext db, TimeProvider clock, IOptions<
         var until = now + options.Value.Lease;
         await using var tx = await db.Database.BeginTransactionAsync(ct);
         // A claim lost in a database crash is claimed again by the next delivery: no need to wait for the disk.
-        await db.Database.ExecuteSqlRawAsync("SET LOCAL synchronous_commit TO OFF", ct);
+        await JobScheduling.AsynchronousCommitAsync(db, ct);
         var claimed = await db.Jobs
             .Where(j => j.Id == jobId
                 && (j.Status == JobStatus.Queued || j.Status == JobStatus.Running || j.Status == JobStatus.Cancelling)
@@ -61,7 +61,7 @@ public sealed class JobRecorder(AfnioDbContext db, TimeProvider clock, IOptions<
         var until = now + options.Value.Lease;
         await using var tx = await db.Database.BeginTransactionAsync(ct);
         // Progress and lease renewals are refreshed every beat; one lost in a database crash costs nothing.
-        await db.Database.ExecuteSqlRawAsync("SET LOCAL synchronous_commit TO OFF", ct);
+        await JobScheduling.AsynchronousCommitAsync(db, ct);
         var rows = await db.Database.SqlQuery<HeartbeatRow>($"""
             UPDATE jobs SET lease_expires_at = {until},
                 progress_completed = COALESCE({completed}, progress_completed)
