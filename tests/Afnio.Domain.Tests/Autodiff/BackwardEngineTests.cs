@@ -319,6 +319,56 @@ public sealed class BackwardEngineTests
         }
     }
 
+    [Fact]
+    public async Task Draining_StopsBetweenNodes_AndLetsNodesInFlightCommit()
+    {
+        var tape = new Tape();
+        var leaves = Enumerable.Range(0, 40).Select(i => tape.Leaf($"\"p{i}\"", $"p{i}", requiresGrad: true)).ToList();
+        var sum = Assert.Single(await tape.ApplyAsync("sum", $"{{\"x\": [{string.Join(",", leaves.Select(l => $"\"{Tape.Id(l)}\""))}]}}"));
+        var plan = BackwardPlan.Create(tape.Nodes,
+            BackwardRoots.Resolve([tape[sum]], [new GradientValue(VariableData.Of("g"), "")], _ => false), null,
+            new Dictionary<(Guid, int), IReadOnlyList<Guid>>());
+        using var drain = new CancellationTokenSource();
+        var sink = new DrainingSink(tape, drain, after: 5);
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() =>
+            new BackwardEngine(OperationRegistry.Basic()).RunAsync(plan, sink, new Dictionary<Guid, NodeResult>(), 4, CancellationToken.None, drain.Token));
+
+        // The sum and a few leaves committed (at most the ones already running when the drain fired), each whole.
+        Assert.InRange(tape.Committed.Count, 5, 5 + 4);
+        Assert.All(leaves, l => Assert.InRange(tape.Grad(l).Count, 0, 1));
+        Assert.Equal(tape.Committed.Count - 1, leaves.Sum(l => tape.Grad(l).Count));
+    }
+
+    [Fact]
+    public async Task AnAccumulateGradNodeWhoseLeafWasDeleted_TakesNothing()
+    {
+        var tape = new Tape();
+        var x = tape.Leaf("\"x\"", "x", requiresGrad: true);
+        var y = tape.Leaf("\"y\"", "y", requiresGrad: true);
+        var z = Assert.Single(await tape.ApplyAsync("add", Add(x, y)));
+        var xNode = tape.AccumulateNodeOf[x];
+        tape.Nodes[xNode] = tape.Nodes[xNode] with { VariableId = null };
+
+        await tape.BackwardAsync([z], ["g"]);
+
+        Assert.Empty(tape.Grad(x));
+        Assert.Equal([Combined("y", "g")], tape.GradTexts(y));
+    }
+
+    // Commits like the tape, and fires the drain once a number of nodes have committed.
+    private sealed class DrainingSink(Tape tape, CancellationTokenSource drain, int after) : INodeResultSink
+    {
+        public async Task CommitAsync(NodeResult result, CancellationToken cancellationToken)
+        {
+            await tape.CommitAsync(result, cancellationToken);
+            if (tape.Committed.Count >= after)
+            {
+                await drain.CancelAsync();
+            }
+        }
+    }
+
     // A one-input operation whose backward waits at the gate: a stand-in for a slow language-model call.
     private sealed class GatedOperation(Gate gate) : IOperation
     {
