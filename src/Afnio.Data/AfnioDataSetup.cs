@@ -26,15 +26,7 @@ public static class AfnioDataSetup
                 "'Host=127.0.0.1;Port=5432;Database=afnio;Username=afnio;Password=…'), or start the service with scripts/run.sh.");
 
     /// <summary>Registers <see cref="AfnioDbContext"/> and the Hangfire client (enqueueing only).</summary>
-    /// <param name="services">The services.</param>
-    /// <param name="configuration">Where the connection string is.</param>
-    /// <param name="workerProcess">
-    /// True in the Worker process: its Hangfire writes (fetches, state changes, recovery enqueues)
-    /// commit without waiting for the disk. Losing the last of them in a database crash is harmless:
-    /// a lost fetch is fetched again, and our job rows and leases bring any lost job back.
-    /// Enqueues made by the API always wait.
-    /// </param>
-    public static IServiceCollection AddAfnioData(this IServiceCollection services, IConfiguration configuration, bool workerProcess = false)
+    public static IServiceCollection AddAfnioData(this IServiceCollection services, IConfiguration configuration)
     {
         var connectionString = configuration.GetPostgresConnectionString();
         // The factory also registers the context itself as a scoped service; jobs that commit steps
@@ -42,7 +34,7 @@ public static class AfnioDataSetup
         services.AddDbContextFactory<AfnioDbContext>(o => ConfigureDbContext(o, connectionString));
         // Each host gets its own storage instance from DI. Hangfire's default registration hands out the
         // process-wide JobStorage.Current, which two hosts in one process (tests) would overwrite.
-        services.AddSingleton<JobStorage>(_ => CreateStorage(connectionString, prepareSchema: false, asynchronousCommit: workerProcess));
+        services.AddSingleton<JobStorage>(_ => CreateStorage(connectionString, prepareSchema: false));
         services.AddHangfire((provider, cfg) => ConfigureHangfire(cfg, provider.GetRequiredService<JobStorage>()));
         return services;
     }
@@ -64,15 +56,17 @@ public static class AfnioDataSetup
         .UseFilter(new AutomaticRetryAttribute { Attempts = 3, DelaysInSeconds = [5, 30, 120] })
         .UseStorage(storage);
 
-    /// <summary>The Hangfire storage on our PostgreSQL database, in its own schema and connection pool.</summary>
-    public static JobStorage CreateStorage(string connectionString, bool prepareSchema, bool asynchronousCommit = false)
+    /// <summary>
+    /// The Hangfire storage on our PostgreSQL database, in its own schema and connection pool. Its
+    /// writes commit without waiting for the disk: every enqueue of ours is followed by a synchronous
+    /// commit of the job row (the log is flushed in order, so that makes the enqueue durable too)
+    /// before anyone is told the job exists, and anything else Hangfire loses in a database crash
+    /// (a fetch, a state change, a retry) is redone by a new fetch or by job recovery.
+    /// </summary>
+    public static JobStorage CreateStorage(string connectionString, bool prepareSchema)
     {
         var builder = new NpgsqlConnectionStringBuilder(connectionString) { ApplicationName = "afnio-hangfire" };
-        if (asynchronousCommit)
-        {
-            builder.Options = $"{builder.Options} -c synchronous_commit=off".Trim();
-        }
-
+        builder.Options = $"{builder.Options} -c synchronous_commit=off".Trim();
         var hangfireConnection = builder.ConnectionString;
         var options = StorageOptions(prepareSchema);
         return new PostgreSqlStorage(new Hangfire.PostgreSql.Factories.NpgsqlConnectionFactory(hangfireConnection, options), options);

@@ -9,7 +9,7 @@ public static class WorkerProgram
     public static void Main(string[] args)
     {
         var builder = Host.CreateApplicationBuilder(args);
-        builder.Services.AddAfnioData(builder.Configuration, workerProcess: true);
+        builder.Services.AddAfnioData(builder.Configuration);
         builder.Services.AddAfnioWorker(builder.Configuration);
         builder.Build().Run();
     }

@@ -29,7 +29,9 @@ public static class WorkerSetup
         {
             o.ServerName = $"afnio-{JobRecorder.ProcessName}";
             o.Queues = AfnioDataSetup.Queues;
-            o.WorkerCount = Math.Clamp(Environment.ProcessorCount * 5, 5, 20);
+            // Jobs await I/O, so a few threads per core are enough; more only race each other for every
+            // newly queued job and slow its pickup.
+            o.WorkerCount = configuration.GetValue<int?>($"{JobOptions.Section}:WorkerCount") ?? Math.Clamp(Environment.ProcessorCount * 2, 4, 20);
             // Give an in-flight step time to finish on shutdown; an interrupted one is requeued.
             o.StopTimeout = TimeSpan.FromSeconds(5);
             o.ShutdownTimeout = TimeSpan.FromSeconds(15);

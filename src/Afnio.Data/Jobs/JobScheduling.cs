@@ -24,8 +24,8 @@ public static class JobScheduling
         var job = new Job { Id = PrefixedId.NewGuid(), ProjectId = projectId, Type = type, Arguments = arguments, CreatedAt = now };
         await using (var tx = await db.Database.BeginTransactionAsync(ct))
         {
-            // No need to wait for the disk here: the Hangfire enqueue that follows commits
-            // synchronously, and the log is flushed in order, so once it returns this row is durable too.
+            // No need to wait for the disk here: EnqueueAsync ends with a synchronous commit, and the
+            // log is flushed in order, so once it returns this row is durable too.
             await AsynchronousCommitAsync(db, ct);
             db.Jobs.Add(job);
             await db.SaveChangesAsync(ct);
@@ -40,11 +40,10 @@ public static class JobScheduling
     public static async Task EnqueueAsync(AfnioDbContext db, IBackgroundJobClient hangfire, Job job, CancellationToken ct)
     {
         var hangfireId = Enqueue(hangfire, job.Type, job.Id);
-        // Bookkeeping only: if this is lost, recovery enqueues the job again and the extra delivery is a no-op.
-        await using var tx = await db.Database.BeginTransactionAsync(ct);
-        await AsynchronousCommitAsync(db, ct);
+        // The one commit on this path that waits for the disk: it makes the job row and the
+        // Hangfire enqueue before it durable (the log is flushed in order). A worker may already be
+        // running the job by now; the enqueue itself did not wait.
         await db.Jobs.Where(j => j.Id == job.Id).ExecuteUpdateAsync(s => s.SetProperty(j => j.HangfireJobId, hangfireId), ct);
-        await tx.CommitAsync(ct);
         job.HangfireJobId = hangfireId;
     }
 

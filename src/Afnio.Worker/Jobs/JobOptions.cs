@@ -23,5 +23,8 @@ public sealed class JobOptions
     /// </summary>
     public int BackwardConcurrency { get; set; } = 64;
 
+    /// <summary>Jobs one worker process runs at once (Hangfire workers); default two per core, 4 to 20.</summary>
+    public int? WorkerCount { get; set; }
+
     public TimeSpan Lease => TimeSpan.FromSeconds(LeaseSeconds);
 }
