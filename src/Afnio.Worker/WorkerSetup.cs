@@ -25,6 +25,7 @@ public static class WorkerSetup
         services.AddScoped<IHousekeepingJobs, HousekeepingJobs>();
         services.AddScoped<IBackwardJobs, BackwardJobs>();
         services.AddHostedService<JobRecovery>();
+        services.AddHostedService<FetchWatchdog>();
         services.AddHangfireServer(o =>
         {
             o.ServerName = $"afnio-{JobRecorder.ProcessName}";

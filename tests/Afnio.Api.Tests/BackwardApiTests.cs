@@ -254,6 +254,34 @@ public sealed class BackwardApiTests(WorkerApp app) : IClassFixture<WorkerApp>
         Assert.Equal([Combined("y", "G")], await project.GradTextsAsync(y));
     }
 
+    [Fact]
+    public async Task AJobFetchedButNotStarted_WakesTheWorkersWithANotification()
+    {
+        Assert.NotNull(app.Services); // starts the host, and with it the worker's watchdog
+        await using var listener = new Npgsql.NpgsqlConnection(app.CreateDbContext().Database.GetConnectionString());
+        await listener.OpenAsync();
+        await using (var listen = new Npgsql.NpgsqlCommand("LISTEN new_job", listener))
+        {
+            await listen.ExecuteNonQueryAsync();
+        }
+
+        // A job a worker fetched a second ago and never moved to Processing, on a queue no worker reads.
+        await using var db = app.CreateDbContext();
+        await db.Database.ExecuteSqlRawAsync("""
+            WITH j AS (INSERT INTO hangfire.job (statename, invocationdata, arguments, createdat)
+                       VALUES ('Enqueued', '{{}}', '[]', NOW()) RETURNING id)
+            INSERT INTO hangfire.jobqueue (jobid, queue, fetchedat) SELECT id, 'z_stalled_test', NOW() - INTERVAL '1 second' FROM j
+            """);
+        try
+        {
+            Assert.True(await listener.WaitAsync(TimeSpan.FromSeconds(5)), "no new_job notification within 5 s");
+        }
+        finally
+        {
+            await db.Database.ExecuteSqlRawAsync("DELETE FROM hangfire.jobqueue WHERE queue = 'z_stalled_test'");
+        }
+    }
+
     private static Guid ProjectGuid(TestProject project) =>
         PrefixedId.TryParse(PrefixedId.Project, project.Id, out var id) ? id : throw new InvalidOperationException(project.Id);
 }
