@@ -214,8 +214,13 @@ public sealed class BackwardEngine(OperationRegistry operations)
             {
                 await foreach (var id in ready.Reader.ReadAllAsync(reading.Token))
                 {
-                    // The reader only looks at its token when it has to wait; a wide graph never does.
-                    reading.Token.ThrowIfCancellationRequested();
+                    // The reader only looks at its token when it has to wait (a wide graph never does), and a
+                    // linked token may learn of the drain a moment late: ask the drain itself.
+                    if (drain.IsCancellationRequested)
+                    {
+                        break;
+                    }
+
                     var result = completed.TryGetValue(id, out var done)
                         ? done
                         : await ExecuteAsync(plan, plan.Nodes[id], state[id].Drain(), sink, stop.Token);
