@@ -38,7 +38,7 @@ public static class BackwardApi
 
         var roots = rootIds.Select(id => variables[id]).ToList();
         var rootNodes = roots.Where(r => r.GradFnId is not null).Select(r => r.GradFnId!.Value).ToList();
-        var nodeNames = await db.Nodes.AsNoTracking().Where(n => rootNodes.Contains(n.Id)).ToDictionaryAsync(n => n.Id, n => n.Name, ct);
+        var nodeNames = await db.Nodes.AsNoTracking().Where(n => n.ProjectId == project.ProjectId && rootNodes.Contains(n.Id)).ToDictionaryAsync(n => n.Id, n => n.Name, ct);
         var resolved = BackwardRoots.Resolve(roots,
             gradientIds?.Select(id => id is { } g ? new GradientValue(variables[g].Data, variables[g].Role) : null).ToList(),
             node => operations.IsEvaluatorNode(nodeNames.GetValueOrDefault(node, string.Empty)));

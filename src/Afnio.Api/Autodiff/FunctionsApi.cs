@@ -33,7 +33,7 @@ public static class FunctionsApi
         var bound = operation.Bind(arguments);
         var variables = await LoadVariablesAsync(db, project, bound.Variables, arguments, ct);
         var leaves = variables.Values.Where(v => v.RequiresGrad && v.IsLeaf).Select(v => v.Id).ToList();
-        var accumulate = gradEnabled ? await db.AccumulateNodesAsync(leaves, ct) : [];
+        var accumulate = gradEnabled ? await db.AccumulateNodesAsync(project.ProjectId, leaves, ct) : [];
         var applied = await FunctionApplier.ApplyAsync(
             operation, bound, variables, gradEnabled, leaf => accumulate.TryGetValue(leaf, out var node) ? node : null, ct);
 

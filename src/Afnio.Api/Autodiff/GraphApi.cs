@@ -42,7 +42,7 @@ public static class GraphApi
 
         var variable = await VariablesApi.FindAsync(db, project, id, "id", ct);
         var root = variable.GradFnId
-            ?? (variable.RequiresGrad ? (await db.AccumulateNodesAsync([variable.Id], ct)).GetValueOrDefault(variable.Id) : (Guid?)null);
+            ?? (variable.RequiresGrad ? (await db.AccumulateNodesAsync(project.ProjectId, [variable.Id], ct)).GetValueOrDefault(variable.Id) : (Guid?)null);
         if (root == Guid.Empty)
         {
             root = null;

@@ -57,11 +57,12 @@ public static class GraphStore
     }
 
     /// <summary>The AccumulateGrad node of each given leaf that has one.</summary>
-    public static async Task<Dictionary<Guid, Guid>> AccumulateNodesAsync(this AfnioDbContext db, IReadOnlyCollection<Guid> leaves, CancellationToken ct) =>
+    public static async Task<Dictionary<Guid, Guid>> AccumulateNodesAsync(
+        this AfnioDbContext db, Guid projectId, IReadOnlyCollection<Guid> leaves, CancellationToken ct) =>
         leaves.Count == 0
             ? []
             : await db.Nodes.AsNoTracking()
-                .Where(n => n.VariableId != null && leaves.Contains(n.VariableId.Value))
+                .Where(n => n.ProjectId == projectId && n.VariableId != null && leaves.Contains(n.VariableId.Value))
                 .ToDictionaryAsync(n => n.VariableId!.Value, n => n.Id, ct);
 
     /// <summary>
@@ -80,6 +81,6 @@ public static class GraphStore
                 """, ct);
         }
 
-        return await db.AccumulateNodesAsync([.. nodes.Select(n => n.VariableId!.Value)], ct);
+        return await db.AccumulateNodesAsync(projectId, [.. nodes.Select(n => n.VariableId!.Value)], ct);
     }
 }
