@@ -1,5 +1,4 @@
 using System.Net.Http.Headers;
-using System.Net.Sockets;
 using Afnio.Domain.Common;
 using Microsoft.EntityFrameworkCore;
 
@@ -29,7 +28,7 @@ public sealed class BackwardCrashTests
             ["Afnio__Jobs__RecoveryIntervalSeconds"] = "1",
             ["Afnio__Jobs__MonitorIntervalMs"] = "100",
         };
-        var port = FreePort();
+        var port = ProcessHost.FreePort();
         await using var api = ProcessHost.Start("src/Afnio.Api", new Dictionary<string, string>(environment)
         {
             ["Afnio__AdminKey"] = AdminKey,
@@ -42,7 +41,7 @@ public sealed class BackwardCrashTests
         try
         {
             using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(60) };
-            await WaitUntilReadyAsync(http, api);
+            await api.WaitUntilReadyAsync(http);
             var calm = await CreateProjectAsync(http, port, "uninterrupted");
             var crashed = await CreateProjectAsync(http, port, "crashed");
             var calmGraph = await BuildAsync(calm);
@@ -97,19 +96,7 @@ public sealed class BackwardCrashTests
     private static async Task<Graph> BuildAsync(TestProject project)
     {
         var shared = await project.VariableAsync("s", "shared", requiresGrad: true);
-        using var gate = new SemaphoreSlim(16);
-        var leaves = await Task.WhenAll(Enumerable.Range(0, Width).Select(async i =>
-        {
-            await gate.WaitAsync();
-            try
-            {
-                return await project.VariableAsync($"p{i}", $"p{i}", requiresGrad: true);
-            }
-            finally
-            {
-                gate.Release();
-            }
-        }));
+        var leaves = await project.LeavesAsync(Width);
 
         // The adds are recorded in index order in both projects, so the shared leaf's gradients
         // (ordered by the node that sent them) line up between the two runs.
@@ -151,37 +138,6 @@ public sealed class BackwardCrashTests
             Assert.True(DateTime.UtcNow < deadline, $"the pass did not start:\n{worker.Output}");
             await Task.Delay(10);
         }
-    }
-
-    private static async Task WaitUntilReadyAsync(HttpClient http, ProcessHost api)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (DateTime.UtcNow < deadline)
-        {
-            Assert.False(api.HasExited, $"the API exited:\n{api.Output}");
-            try
-            {
-                if ((await http.GetAsync("/healthz/ready")).IsSuccessStatusCode)
-                {
-                    return;
-                }
-            }
-            catch (HttpRequestException)
-            {
-                // Not listening yet.
-            }
-
-            await Task.Delay(200);
-        }
-
-        Assert.Fail($"the API did not become ready:\n{api.Output}");
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     /// <summary>Holds a process started later in the test, so it is stopped however the test ends.</summary>

@@ -1,5 +1,4 @@
 using System.Net.Http.Headers;
-using System.Net.Sockets;
 using Afnio.Domain.Common;
 using Microsoft.EntityFrameworkCore;
 
@@ -27,7 +26,7 @@ public sealed class EndToEndTests
             Assert.Contains("database is up to date", migrator.Output);
         }
 
-        var port = FreePort();
+        var port = ProcessHost.FreePort();
         await using var worker = ProcessHost.Start("src/Afnio.Worker", environment);
         await using var api = ProcessHost.Start("src/Afnio.Api", new Dictionary<string, string>(environment)
         {
@@ -36,7 +35,7 @@ public sealed class EndToEndTests
         }, "--urls", $"http://127.0.0.1:{port}");
 
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(60) };
-        await WaitUntilReadyAsync(http, api);
+        await api.WaitUntilReadyAsync(http);
 
         // A project makes an idempotent POST, which leaves a record behind...
         http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", AdminKey);
@@ -74,36 +73,5 @@ public sealed class EndToEndTests
         var schedules = await db.Database.SqlQuery<string>(
             $"SELECT value AS \"Value\" FROM hangfire.set WHERE key = 'recurring-jobs'").ToListAsync();
         Assert.Contains("housekeeping", schedules);
-    }
-
-    private static async Task WaitUntilReadyAsync(HttpClient http, ProcessHost api)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (DateTime.UtcNow < deadline)
-        {
-            Assert.False(api.HasExited, $"the API exited:\n{api.Output}");
-            try
-            {
-                if ((await http.GetAsync("/healthz/ready")).IsSuccessStatusCode)
-                {
-                    return;
-                }
-            }
-            catch (HttpRequestException)
-            {
-                // Not listening yet.
-            }
-
-            await Task.Delay(200);
-        }
-
-        Assert.Fail($"the API did not become ready:\n{api.Output}");
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

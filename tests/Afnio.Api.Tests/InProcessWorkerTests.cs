@@ -6,26 +6,8 @@ namespace Afnio.Api.Tests;
 
 /// <summary>With Afnio:Worker:InProcess the API hosts the Hangfire server itself (the one-machine default).</summary>
 [Collection(WorkerHosts.Name)]
-public sealed class InProcessWorkerTests(InProcessWorkerTests.InProcessApp app) : IClassFixture<InProcessWorkerTests.InProcessApp>
+public sealed class InProcessWorkerTests(WorkerApp app) : IClassFixture<WorkerApp>
 {
-    public sealed class InProcessApp : AfnioApiFactory
-    {
-        private string _ownDatabase = string.Empty;
-
-        // A database of its own, so this Hangfire server never sees other tests' jobs.
-        public override async Task InitializeAsync() => _ownDatabase = await TestDatabase.CreateAsync("afnio_inproc");
-
-        protected override IReadOnlyDictionary<string, string> Settings => new Dictionary<string, string>
-        {
-            ["ConnectionStrings:Postgres"] = _ownDatabase,
-            ["Afnio:Worker:InProcess"] = "true",
-            // Only the jobs these tests start: an hourly run could purge records under their feet.
-            ["Afnio:Housekeeping:Schedule"] = "never",
-        };
-
-        public override Data.AfnioDbContext CreateDbContext() => TestDatabase.CreateDbContext(_ownDatabase);
-    }
-
     [Fact]
     public async Task Housekeeping_RunsInsideTheApiProcess_AndPurgesOnlyExpiredRecords()
     {

@@ -1,6 +1,9 @@
 using System.Net.Http.Headers;
 using Afnio.Domain.Common;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Infrastructure;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
 
 namespace Afnio.Api.Tests;
 
@@ -96,6 +99,45 @@ public sealed class QueuedJobsTests(AfnioApiFactory app) : IClassFixture<AfnioAp
         using var foreign = await project.Client.GetAsync($"/v1/jobs/{id}/events?after=evt_{Guid.NewGuid():N}");
         await foreign.AssertProblemAsync(400, "invalid_cursor");
     }
+
+    [Fact]
+    public async Task APassThroughAGraphAnEarlierPassFreed_FailsItsJob_WithACodeAndMessage()
+    {
+        var project = await app.CreateProjectAsync();
+        var x = await project.VariableAsync("x", "x", requiresGrad: true);
+        var z = await project.OutputAsync("add", new { x, y = x });
+        // Both are accepted: while they wait in the queue, nothing has freed the graph yet.
+        var first = (await project.Client.PostJsonAsync("/v1/backward", new { variables = new[] { z } })).GetProperty("id").GetString()!;
+        var second = (await project.Client.PostJsonAsync("/v1/backward", new { variables = new[] { z } })).GetProperty("id").GetString()!;
+
+        var worker = DirectWorker();
+        await worker.RunAsync(JobGuid(first), CancellationToken.None);
+        await worker.RunAsync(JobGuid(second), CancellationToken.None);
+
+        Assert.Equal("succeeded", (await project.Client.GetJsonAsync($"/v1/jobs/{first}")).GetProperty("status").GetString());
+        var failed = await project.Client.GetJsonAsync($"/v1/jobs/{second}");
+        Assert.Equal("failed", failed.GetProperty("status").GetString());
+        Assert.Equal("graph_released", failed.GetProperty("error").GetProperty("code").GetString());
+        Assert.StartsWith("Trying to backward through the graph a second time", failed.GetProperty("error").GetProperty("message").GetString());
+        Assert.NotEqual(JsonValueKind.Null, failed.GetProperty("finished_at").ValueKind);
+        var last = (await project.Client.GetJsonAsync($"/v1/jobs/{second}/events")).GetProperty("data").EnumerateArray().Last();
+        Assert.Equal("job.failed", last.GetProperty("type").GetString());
+        Assert.Equal("graph_released", last.GetProperty("data").GetProperty("error").GetProperty("code").GetString());
+        Assert.Equal(2, (await project.GradTextsAsync(x)).Count); // only the first pass appended
+    }
+
+    // The worker's job class on the tests' database, run by hand: this fixture has no Hangfire server.
+    private Worker.Backward.BackwardJobs DirectWorker()
+    {
+        var options = new DbContextOptionsBuilder<Data.AfnioDbContext>();
+        Data.AfnioDataSetup.ConfigureDbContext(options, app.ConnectionString);
+        return new Worker.Backward.BackwardJobs(new PooledDbContextFactory<Data.AfnioDbContext>(options.Options),
+            Domain.Autodiff.OperationRegistry.Basic(), Options.Create(new Worker.Jobs.JobOptions()), TimeProvider.System,
+            NullLogger<Worker.Backward.BackwardJobs>.Instance);
+    }
+
+    private static Guid JobGuid(string id) =>
+        PrefixedId.TryParse(PrefixedId.Job, id, out var guid) ? guid : throw new ArgumentException(id, nameof(id));
 
     private static async Task<JsonElement> StartPassAsync(TestProject project)
     {
@@ -196,19 +238,7 @@ public sealed class RunningJobsTests(SlowWorkerApp app) : IClassFixture<SlowWork
     /// <summary><c>sum(p_1 … p_n)</c> over leaves that require grad: n + 1 nodes, all but one independent.</summary>
     internal static async Task<(string Root, IReadOnlyList<string> Leaves)> WideGraphAsync(TestProject project, int width)
     {
-        using var gate = new SemaphoreSlim(16);
-        var leaves = await Task.WhenAll(Enumerable.Range(0, width).Select(async i =>
-        {
-            await gate.WaitAsync();
-            try
-            {
-                return await project.VariableAsync($"p{i}", $"p{i}", requiresGrad: true);
-            }
-            finally
-            {
-                gate.Release();
-            }
-        }));
+        var leaves = await project.LeavesAsync(width);
         return (await project.OutputAsync("sum", new { x = leaves }), leaves);
     }
 

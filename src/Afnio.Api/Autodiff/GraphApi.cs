@@ -41,11 +41,12 @@ public static class GraphApi
         }
 
         var variable = await VariablesApi.FindAsync(db, project, id, "id", ct);
-        var root = variable.GradFnId
-            ?? (variable.RequiresGrad ? (await db.AccumulateNodesAsync(project.ProjectId, [variable.Id], ct)).GetValueOrDefault(variable.Id) : (Guid?)null);
-        if (root == Guid.Empty)
+        // A non-leaf's graph starts at its grad_fn; a leaf that requires grad has only its AccumulateGrad node.
+        var root = variable.GradFnId;
+        if (root is null && variable.RequiresGrad
+            && (await db.AccumulateNodesAsync(project.ProjectId, [variable.Id], ct)).TryGetValue(variable.Id, out var accumulate))
         {
-            root = null;
+            root = accumulate;
         }
 
         var rows = root is { } start ? await GraphStore.LoadReachableRowsAsync(db, project.ProjectId, [start], ct) : [];

@@ -108,7 +108,8 @@ public sealed partial class BackwardJobs(
         }
 
         var completed = (await db.JobSteps.AsNoTracking().Where(s => s.JobId == job.Id).ToListAsync(ct))
-            .ToDictionary(s => Guid.ParseExact(s.StepKey, "N"), s => ParseStep(s.Result).ToNodeResult(Guid.ParseExact(s.StepKey, "N")));
+            .Select(s => ParseStep(s.Result).ToNodeResult(Guid.ParseExact(s.StepKey, "N")))
+            .ToDictionary(r => r.NodeId);
         await recorder.SetTotalAsync(job.Id, owner, plan.Nodes.Count, ct);
         var planned = watch.Elapsed;
 
@@ -124,10 +125,14 @@ public sealed partial class BackwardJobs(
         }
 
         var ran = watch.Elapsed - planned;
-        var steps = await db.JobSteps.AsNoTracking().Where(s => s.JobId == job.Id).Select(s => s.Result).ToListAsync(ct);
-        var appends = steps.SelectMany(s => ParseStep(s).Appends).ToList();
-        var result = new BackwardResult(plan.Nodes.Count, appends.Count,
-            [.. appends.Select(a => a.VariableId).Distinct().Order().Select(id => PrefixedId.Format(PrefixedId.Variable, id))]);
+        // Counted from the committed steps, so a resumed pass reports the appends of every attempt.
+        var appended = await db.Database.SqlQuery<Guid>($"""
+            SELECT (a.value->>'variable_id')::uuid AS "Value"
+            FROM job_steps s CROSS JOIN LATERAL jsonb_array_elements(s.result->'appends') a
+            WHERE s.job_id = {job.Id}
+            """).ToListAsync(ct);
+        var result = new BackwardResult(plan.Nodes.Count, appended.Count,
+            [.. appended.Distinct().Order().Select(id => PrefixedId.Format(PrefixedId.Variable, id))]);
 
         // Freeing the graph and finishing the job commit together: a crash in between cannot leave a
         // job that must resume through a graph it already freed.

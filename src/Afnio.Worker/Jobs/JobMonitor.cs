@@ -24,7 +24,7 @@ public sealed partial class JobMonitor : IAsyncDisposable
     private readonly SemaphoreSlim _beat = new(1, 1);
     private readonly Task _loop;
     private int _completed;
-    private int _published = -1;
+    private int _published;
 
     public JobMonitor(
         IDbContextFactory<AfnioDbContext> contexts, Guid jobId, string owner, int completed, TimeProvider clock, JobOptions options, ILogger log)

@@ -12,6 +12,24 @@ public static class AutodiffHelpers
         return created.GetProperty("id").GetString()!;
     }
 
+    /// <summary>Leaves <c>p0 … p(n−1)</c> (data and role alike) that require grad, created 16 at a time; ids in index order.</summary>
+    public static async Task<string[]> LeavesAsync(this TestProject project, int count)
+    {
+        using var gate = new SemaphoreSlim(16);
+        return await Task.WhenAll(Enumerable.Range(0, count).Select(async i =>
+        {
+            await gate.WaitAsync();
+            try
+            {
+                return await project.VariableAsync($"p{i}", $"p{i}", requiresGrad: true);
+            }
+            finally
+            {
+                gate.Release();
+            }
+        }));
+    }
+
     /// <summary>Calls a function and returns the whole response.</summary>
     public static Task<JsonElement> CallAsync(this TestProject project, string function, object arguments) =>
         project.Client.PostJsonAsync($"/v1/functions/{function}", arguments);

@@ -56,6 +56,39 @@ public sealed class ProcessHost : IAsyncDisposable
         return _process.ExitCode;
     }
 
+    /// <summary>Waits until this process, an API, answers its readiness check (60 s at most).</summary>
+    public async Task WaitUntilReadyAsync(HttpClient http)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (DateTime.UtcNow < deadline)
+        {
+            Assert.False(HasExited, $"the API exited:\n{Output}");
+            try
+            {
+                if ((await http.GetAsync("/healthz/ready")).IsSuccessStatusCode)
+                {
+                    return;
+                }
+            }
+            catch (HttpRequestException)
+            {
+                // Not listening yet.
+            }
+
+            await Task.Delay(200);
+        }
+
+        Assert.Fail($"the API did not become ready:\n{Output}");
+    }
+
+    /// <summary>A loopback port nothing listens on right now.</summary>
+    public static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
     /// <summary>Ends the process at once, as a crash or an OOM kill would.</summary>
     public void Kill()
     {
