@@ -116,6 +116,7 @@ internal sealed class AfnioExceptionHandler : IExceptionHandler
             {
                 ErrorKind.NotFound => 404,
                 ErrorKind.Conflict => 409,
+                ErrorKind.Upstream => 502,
                 _ => 400,
             }, e.Code, e.Message, e.Param),
             BadHttpRequestException e => FromBadRequest(e),

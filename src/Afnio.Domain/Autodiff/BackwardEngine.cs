@@ -299,7 +299,7 @@ public sealed class BackwardEngine(OperationRegistry operations)
                     ? variables.Select(v => new GradientAppend(v, gradient))
                     : []).ToList();
             var grads = await operations.ForNode(node.Name).BackwardAsync(
-                new BackwardContext(node.SavedContext!, outputs, [.. node.NextFunctions.Select(e => e.NodeId is not null)]), ct);
+                new BackwardContext(node.Id, node.SavedContext!, outputs, [.. node.NextFunctions.Select(e => e.NodeId is not null)]), ct);
             if (grads.Count != node.NextFunctions.Count)
             {
                 throw new InvalidOperationException($"{node.Name} returned {grads.Count} gradients for {node.NextFunctions.Count} edges.");

@@ -32,11 +32,12 @@ public sealed record OutputValue(VariableData Data, string Role);
 public sealed record ForwardResult(IReadOnlyList<OutputValue> Outputs, JsonObject SavedContext);
 
 /// <summary>What a node's backward receives.</summary>
+/// <param name="NodeId">The node being run; operations that call models name their calls after it.</param>
 /// <param name="SavedContext">The context saved at forward time.</param>
 /// <param name="OutputGradients">One gradient per output (merged over paths; <c>""</c> when none arrived).</param>
 /// <param name="EdgeNeedsGradient">Per edge: whether the input behind it takes a gradient.</param>
 public sealed record BackwardContext(
-    JsonObject SavedContext, IReadOnlyList<GradientValue> OutputGradients, IReadOnlyList<bool> EdgeNeedsGradient);
+    Guid NodeId, JsonObject SavedContext, IReadOnlyList<GradientValue> OutputGradients, IReadOnlyList<bool> EdgeNeedsGradient);
 
 /// <summary>
 /// An autodiff function: parses its arguments, computes outputs, and computes input gradients from

@@ -1,5 +1,6 @@
 using Afnio.Domain.Autodiff.Ops;
 using Afnio.Domain.Common;
+using Afnio.Domain.LanguageModels;
 
 namespace Afnio.Domain.Autodiff;
 
@@ -19,6 +20,13 @@ public sealed class OperationRegistry
 
     /// <summary>The built-in operations that need no language model.</summary>
     public static OperationRegistry Basic() => new([new AddOperation(), new SumOperation(), new SplitOperation()]);
+
+    /// <summary>Every built-in operation, the ones that call language models included.</summary>
+    /// <param name="models">The models the calls go to, scoped to one project (and job).</param>
+    public static OperationRegistry Standard(ILanguageModels models) => new(
+    [
+        new AddOperation(), new SumOperation(), new SplitOperation(),
+    ]);
 
     /// <summary>The API names, for error messages and documentation.</summary>
     public IEnumerable<string> Names => _byName.Keys;

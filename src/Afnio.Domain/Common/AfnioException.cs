@@ -11,6 +11,9 @@ public enum ErrorKind
 
     /// <summary>The input is valid but the object's current state does not allow the operation (HTTP 409).</summary>
     Conflict,
+
+    /// <summary>A language-model provider failed after every retry (HTTP 502).</summary>
+    Upstream,
 }
 
 /// <summary>
@@ -36,6 +39,9 @@ public sealed class AfnioException(ErrorKind kind, string code, string message, 
     /// <summary>Creates an <see cref="ErrorKind.Conflict"/> error.</summary>
     public static AfnioException Conflict(string code, string message, string? param = null) =>
         new(ErrorKind.Conflict, code, message, param);
+
+    /// <summary>Creates an <see cref="ErrorKind.Upstream"/> error.</summary>
+    public static AfnioException Upstream(string code, string message) => new(ErrorKind.Upstream, code, message);
 
     /// <summary>Creates an <see cref="ErrorKind.NotFound"/> error.</summary>
     public static AfnioException NotFound(string code, string message, string? param = null) =>
