@@ -3,6 +3,7 @@ using Afnio.Api.Autodiff;
 using Afnio.Api.Idempotency;
 using Afnio.Api.Infrastructure;
 using Afnio.Api.Jobs;
+using Afnio.Api.Models;
 using Afnio.Api.Projects;
 using Afnio.Api.Variables;
 using Afnio.Data;
@@ -13,7 +14,9 @@ var options = builder.Configuration.GetSection(AfnioOptions.Section).Get<AfnioOp
 builder.Services.Configure<AfnioOptions>(builder.Configuration.GetSection(AfnioOptions.Section));
 builder.Services.AddSingleton(TimeProvider.System);
 builder.Services.AddAfnioData(builder.Configuration);
-builder.Services.AddSingleton(Afnio.Domain.Autodiff.OperationRegistry.Basic());
+// Operations call models in the caller's project: one registry per request.
+builder.Services.AddScoped(sp => Afnio.Domain.Autodiff.OperationRegistry.Standard(
+    sp.GetRequiredService<Afnio.Data.LanguageModels.ModelGateway>().ForProject(sp.GetRequiredService<Afnio.Api.Auth.ProjectContext>().ProjectId)));
 builder.Services.AddAfnioProblems();
 builder.Services.AddAfnioAuth();
 builder.Services.AddAfnioRateLimits(options.RateLimit);
@@ -53,6 +56,8 @@ v1.MapFunctions();
 v1.MapGraph();
 v1.MapBackward();
 v1.MapJobs();
+v1.MapModels();
+v1.MapUsage();
 
 app.Run();
 

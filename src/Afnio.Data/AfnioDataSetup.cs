@@ -3,7 +3,10 @@ using Hangfire;
 using Hangfire.PostgreSql;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Configuration;
+using Microsoft.AspNetCore.DataProtection;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
 using Npgsql;
 
 namespace Afnio.Data;
@@ -36,7 +39,24 @@ public static class AfnioDataSetup
         // process-wide JobStorage.Current, which two hosts in one process (tests) would overwrite.
         services.AddSingleton<JobStorage>(_ => CreateStorage(connectionString, prepareSchema: false));
         services.AddHangfire((provider, cfg) => ConfigureHangfire(cfg, provider.GetRequiredService<JobStorage>()));
+        services.AddLanguageModels(configuration);
         return services;
+    }
+
+    /// <summary>
+    /// The model gateway and what it needs: the Data Protection key ring in PostgreSQL (one application
+    /// name, so the API and the Worker decrypt each other's keys), the price table, the per-model limits.
+    /// </summary>
+    private static void AddLanguageModels(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddDataProtection().SetApplicationName("Afnio").PersistKeysToDbContext<AfnioDbContext>();
+        services.Configure<LanguageModels.ModelOptions>(configuration.GetSection(LanguageModels.ModelOptions.Section));
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton(provider => provider.GetRequiredService<IOptions<LanguageModels.ModelOptions>>().Value.BuildPriceTable());
+        services.AddSingleton<LanguageModels.ModelKeyProtector>();
+        services.AddSingleton<LanguageModels.ModelLimits>();
+        services.AddSingleton<LanguageModels.OpenAiTransport>();
+        services.AddSingleton<LanguageModels.ModelGateway>();
     }
 
     public static void ConfigureDbContext(DbContextOptionsBuilder options, string connectionString) =>

@@ -1,13 +1,15 @@
 using Afnio.Data.Graph;
 using Afnio.Data.Idempotency;
 using Afnio.Data.Jobs;
+using Afnio.Data.LanguageModels;
 using Afnio.Data.Projects;
 using Afnio.Data.Variables;
+using Microsoft.AspNetCore.DataProtection.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore;
 
 namespace Afnio.Data;
 
-public sealed class AfnioDbContext(DbContextOptions<AfnioDbContext> options) : DbContext(options)
+public sealed class AfnioDbContext(DbContextOptions<AfnioDbContext> options) : DbContext(options), IDataProtectionKeyContext
 {
     public DbSet<Project> Projects => Set<Project>();
     public DbSet<ApiKey> ApiKeys => Set<ApiKey>();
@@ -18,6 +20,11 @@ public sealed class AfnioDbContext(DbContextOptions<AfnioDbContext> options) : D
     public DbSet<JobStep> JobSteps => Set<JobStep>();
     public DbSet<JobEvent> JobEvents => Set<JobEvent>();
     public DbSet<Node> Nodes => Set<Node>();
+    public DbSet<ModelClient> Models => Set<ModelClient>();
+    public DbSet<ModelCall> ModelCalls => Set<ModelCall>();
+
+    /// <summary>The Data Protection key ring, shared by the API and the Worker (both decrypt provider keys).</summary>
+    public DbSet<DataProtectionKey> DataProtectionKeys => Set<DataProtectionKey>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder) =>
         modelBuilder.ApplyConfigurationsFromAssembly(typeof(AfnioDbContext).Assembly);

@@ -19,7 +19,6 @@ public static class WorkerSetup
     public static IServiceCollection AddAfnioWorker(this IServiceCollection services, IConfiguration configuration)
     {
         services.TryAddSingleton(TimeProvider.System);
-        services.TryAddSingleton(OperationRegistry.Basic());
         services.Configure<JobOptions>(configuration.GetSection(JobOptions.Section));
         services.AddScoped<JobRecorder>();
         services.AddScoped<IHousekeepingJobs, HousekeepingJobs>();

@@ -2,6 +2,7 @@ using System.Net.Http.Headers;
 using Afnio.Domain.Common;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 
@@ -132,7 +133,7 @@ public sealed class QueuedJobsTests(AfnioApiFactory app) : IClassFixture<AfnioAp
         var options = new DbContextOptionsBuilder<Data.AfnioDbContext>();
         Data.AfnioDataSetup.ConfigureDbContext(options, app.ConnectionString);
         return new Worker.Backward.BackwardJobs(new PooledDbContextFactory<Data.AfnioDbContext>(options.Options),
-            Domain.Autodiff.OperationRegistry.Basic(), Options.Create(new Worker.Jobs.JobOptions()), TimeProvider.System,
+            app.Services.GetRequiredService<Data.LanguageModels.ModelGateway>(), Options.Create(new Worker.Jobs.JobOptions()), TimeProvider.System,
             NullLogger<Worker.Backward.BackwardJobs>.Instance);
     }
 

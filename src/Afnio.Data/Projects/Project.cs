@@ -9,6 +9,12 @@ public sealed class Project : IHasId
     public required Guid Id { get; init; }
     public required string Name { get; set; }
     public required DateTimeOffset CreatedAt { get; init; }
+
+    /// <summary>The model client every backward pass asks for feedback (<c>PUT /v1/backward_model</c>).</summary>
+    public Guid? BackwardModelId { get; set; }
+
+    /// <summary>JSON object of completion arguments for backward calls.</summary>
+    public string? BackwardCompletionArgs { get; set; }
 }
 
 public sealed class ProjectConfiguration : IEntityTypeConfiguration<Project>
@@ -17,5 +23,7 @@ public sealed class ProjectConfiguration : IEntityTypeConfiguration<Project>
     {
         builder.HasKey(p => p.Id);
         builder.Property(p => p.Name).HasMaxLength(200);
+        builder.Property(p => p.BackwardCompletionArgs).HasColumnType("jsonb");
+        builder.HasOne<LanguageModels.ModelClient>().WithMany().HasForeignKey(p => p.BackwardModelId).OnDelete(DeleteBehavior.SetNull);
     }
 }

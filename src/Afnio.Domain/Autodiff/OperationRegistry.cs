@@ -26,6 +26,9 @@ public sealed class OperationRegistry
     public static OperationRegistry Standard(ILanguageModels models) => new(
     [
         new AddOperation(), new SumOperation(), new SplitOperation(),
+        new ExactMatchEvaluatorOperation(models),
+        new DeterministicEvaluatorOperation(models),
+        new ChatCompletionOperation(models), new LmJudgeEvaluatorOperation(models),
     ]);
 
     /// <summary>The API names, for error messages and documentation.</summary>

@@ -26,6 +26,9 @@ public static class PrefixedId
     /// <summary>Prefix of job event ids.</summary>
     public const string Event = "evt";
 
+    /// <summary>Prefix of model client ids.</summary>
+    public const string Model = "mdl";
+
     /// <summary>A new time-ordered UUID.</summary>
     public static Guid NewGuid() => Guid.CreateVersion7();
 

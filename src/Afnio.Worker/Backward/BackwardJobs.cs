@@ -2,6 +2,7 @@ using System.Text.Json;
 using Afnio.Data;
 using Afnio.Data.Graph;
 using Afnio.Data.Jobs;
+using Afnio.Data.LanguageModels;
 using Afnio.Domain.Autodiff;
 using Afnio.Domain.Common;
 using Afnio.Worker.Jobs;
@@ -25,7 +26,7 @@ public sealed record BackwardResult(int Nodes, int GradientsAppended, IReadOnlyL
 /// </summary>
 public sealed partial class BackwardJobs(
     IDbContextFactory<AfnioDbContext> contexts,
-    OperationRegistry operations,
+    ModelGateway models,
     IOptions<JobOptions> options,
     TimeProvider clock,
     ILogger<BackwardJobs> log) : IBackwardJobs
@@ -116,6 +117,8 @@ public sealed partial class BackwardJobs(
         await using var store = new BackwardStepStore(contexts, job.Id, projectId, clock, monitor);
         try
         {
+            // Model calls are journaled under this job: a resumed node reuses the replies it already paid for.
+            var operations = OperationRegistry.Standard(models.ForJob(projectId, job.Id));
             await new BackwardEngine(operations).RunAsync(
                 plan, store, completed, Math.Max(1, options.Value.BackwardConcurrency), ct, monitor.CancelRequested);
         }

@@ -1,0 +1,224 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json.Nodes;
+using Afnio.Domain.Common;
+using Afnio.Domain.LanguageModels;
+using Afnio.Domain.Pricing;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Afnio.Data.LanguageModels;
+
+/// <summary>
+/// Every provider call goes through here: the model client is resolved in the caller's project, the
+/// call waits for the model's concurrency slot and per-minute permit, transient faults are retried
+/// with backoff (honouring Retry-After), and the outcome is journaled with its usage and cost, which
+/// are added to the model client's counters in the same transaction. Inside a job, a (step, request)
+/// already journaled as succeeded is answered from the journal, so a resumed step never pays twice.
+/// </summary>
+public sealed partial class ModelGateway(
+    IDbContextFactory<AfnioDbContext> contexts,
+    ModelKeyProtector keys,
+    OpenAiTransport transport,
+    ModelLimits limits,
+    PriceTable prices,
+    IOptions<ModelOptions> options,
+    TimeProvider clock,
+    ILogger<ModelGateway> log)
+{
+    /// <summary>The refusal afnio's client gives when no backward model is set.</summary>
+    public const string NoBackwardModel =
+        "No global model client set for backward pass. Call `set_backward_model_client` to define one.";
+
+    /// <summary>The models of one project, for calls made outside a job (forward passes in the API).</summary>
+    public ILanguageModels ForProject(Guid projectId) => new Scope(this, projectId, null);
+
+    /// <summary>The models of one project inside a job: calls are journaled under the job and replayed on resume.</summary>
+    public ILanguageModels ForJob(Guid projectId, Guid jobId) => new Scope(this, projectId, jobId);
+
+    private async Task<ChatReply> ChatAsync(Guid projectId, Guid? jobId, ChatRequest request, CancellationToken ct)
+    {
+        var (model, completionArgs) = await ResolveAsync(projectId, request, ct);
+        var body = RequestBody(request.Messages, model.DefaultCompletionArgs, completionArgs);
+        var hash = Hash(model.Id, body);
+        if (jobId is { } job && await ReplayAsync(job, request.StepKey, hash, ct) is { } replay)
+        {
+            return replay;
+        }
+
+        var watch = Stopwatch.StartNew();
+        var settings = options.Value;
+        var attempts = 0;
+        var error = string.Empty;
+        while (attempts < Math.Max(1, settings.MaxAttempts))
+        {
+            attempts++;
+            AttemptResult result;
+            using (await limits.AcquireAsync(model, ct))
+            {
+                result = await transport.SendAsync(model, body, ct);
+            }
+
+            switch (result)
+            {
+                case AttemptResult.Success success:
+                    var cost = prices.Cost(success.Model, success.Usage);
+                    await JournalAsync(projectId, jobId, request.StepKey, model.Id, hash, body, success.Model, success, null, attempts, cost,
+                        watch.Elapsed, ct);
+                    return new ChatReply(success.Content, success.Model, success.Usage);
+                case AttemptResult.Permanent permanent:
+                    error = permanent.Error;
+                    attempts = int.MaxValue;
+                    break;
+                case AttemptResult.Transient transient:
+                    error = transient.Error;
+                    if (attempts < settings.MaxAttempts)
+                    {
+                        var delay = Backoff(attempts, transient.RetryAfter, settings);
+                        LogRetry(log, model.Id, attempts, delay.TotalMilliseconds, transient.Error);
+                        await Task.Delay(delay, clock, ct);
+                    }
+
+                    break;
+            }
+        }
+
+        var tries = attempts == int.MaxValue ? "" : $" after {attempts} attempts";
+        await JournalAsync(projectId, jobId, request.StepKey, model.Id, hash, body, body["model"]!.GetValue<string>(), null, error,
+            Math.Min(attempts, settings.MaxAttempts), 0m, watch.Elapsed, CancellationToken.None);
+        throw AfnioException.Upstream("model_call_failed", $"The call to model {PrefixedId.Format(PrefixedId.Model, model.Id)} failed{tries}: {error}");
+    }
+
+    private async Task<(ResolvedModel Model, JsonObject? Args)> ResolveAsync(Guid projectId, ChatRequest request, CancellationToken ct)
+    {
+        await using var db = await contexts.CreateDbContextAsync(ct);
+        var modelId = request.ModelId;
+        JsonObject? args = request.CompletionArgs;
+        if (modelId is null)
+        {
+            var project = await db.Projects.AsNoTracking().Where(p => p.Id == projectId)
+                .Select(p => new { p.BackwardModelId, p.BackwardCompletionArgs }).SingleAsync(ct);
+            modelId = project.BackwardModelId ?? throw AfnioException.Conflict("backward_model_not_set", NoBackwardModel);
+            args = Merge(project.BackwardCompletionArgs is { } stored ? JsonNode.Parse(stored)!.AsObject() : null, args);
+        }
+
+        var row = await db.Models.AsNoTracking().SingleOrDefaultAsync(m => m.Id == modelId && m.ProjectId == projectId, ct)
+            ?? throw AfnioException.NotFound("model_not_found",
+                $"Unknown model_id: '{PrefixedId.Format(PrefixedId.Model, modelId.Value)}'", "model_id");
+        return (new ResolvedModel(row.Id, row.BaseUrl, row.ProtectedApiKey is { } protectedKey ? keys.Unprotect(protectedKey) : null,
+            row.Organization, JsonNode.Parse(row.DefaultCompletionArgs)!.AsObject(), row.MaxConcurrency, row.RequestsPerMinute), args);
+    }
+
+    /// <summary>The request body: defaults, then the call's arguments, then the messages.</summary>
+    public static JsonObject RequestBody(IReadOnlyList<ChatMessage> messages, JsonObject defaults, JsonObject? args)
+    {
+        var body = Merge(defaults, args);
+        body.Remove("messages");
+        if (body["model"] is not JsonValue model || !model.TryGetValue<string>(out var name) || name.Length == 0)
+        {
+            throw AfnioException.Invalid("missing_model_name",
+                "completion_args must name the provider's 'model' (on the call, or in the model client's default_completion_args).",
+                "completion_args.model");
+        }
+
+        CompletionArgs.Check(body);
+        body["messages"] = new JsonArray([.. messages.Select(m => new JsonObject { ["role"] = m.Role, ["content"] = m.Content })]);
+        return body;
+    }
+
+    private static JsonObject Merge(JsonObject? under, JsonObject? over)
+    {
+        var merged = under?.DeepClone().AsObject() ?? [];
+        foreach (var (name, value) in over ?? [])
+        {
+            merged[name] = value?.DeepClone();
+        }
+
+        return merged;
+    }
+
+    private static string Hash(Guid modelId, JsonObject body) =>
+        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"{modelId:N}\n{body.ToJsonString()}")));
+
+    private static TimeSpan Backoff(int attempt, TimeSpan? retryAfter, ModelOptions settings)
+    {
+        var cap = TimeSpan.FromSeconds(Math.Max(0, settings.MaxRetryDelaySeconds));
+        if (retryAfter is { } asked)
+        {
+            return asked < cap ? asked : cap;
+        }
+
+        var exponential = settings.RetryBaseDelayMs * Math.Pow(2, attempt - 1) * (0.8 + (Random.Shared.NextDouble() * 0.4));
+        var delay = TimeSpan.FromMilliseconds(exponential);
+        return delay < cap ? delay : cap;
+    }
+
+    private async Task<ChatReply?> ReplayAsync(Guid jobId, string stepKey, string hash, CancellationToken ct)
+    {
+        await using var db = await contexts.CreateDbContextAsync(ct);
+        var earlier = await db.ModelCalls.AsNoTracking()
+            .Where(c => c.JobId == jobId && c.StepKey == stepKey && c.RequestHash == hash && c.Status == ModelCallStatus.Succeeded)
+            .OrderBy(c => c.CreatedAt)
+            .Select(c => new { c.Response, c.Model, c.PromptTokens, c.CachedTokens, c.CompletionTokens, c.ReasoningTokens })
+            .FirstOrDefaultAsync(ct);
+        return earlier is null
+            ? null
+            : new ChatReply(earlier.Response!, earlier.Model,
+                new TokenUsage(earlier.PromptTokens, earlier.CachedTokens, earlier.CompletionTokens, earlier.ReasoningTokens));
+    }
+
+    private async Task JournalAsync(
+        Guid projectId, Guid? jobId, string stepKey, Guid modelId, string hash, JsonObject body, string modelName,
+        AttemptResult.Success? success, string? error, int attempts, decimal cost, TimeSpan latency, CancellationToken ct)
+    {
+        var usage = success?.Usage ?? new TokenUsage(0, 0, 0);
+        await using var db = await contexts.CreateDbContextAsync(ct);
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        db.ModelCalls.Add(new ModelCall
+        {
+            Id = PrefixedId.NewGuid(),
+            ProjectId = projectId,
+            ModelId = modelId,
+            JobId = jobId,
+            StepKey = stepKey,
+            RequestHash = hash,
+            Model = modelName.Length > 200 ? modelName[..200] : modelName,
+            Request = body.ToJsonString(),
+            Response = success?.Content,
+            Status = success is null ? ModelCallStatus.Failed : ModelCallStatus.Succeeded,
+            Error = error,
+            Attempts = attempts,
+            PromptTokens = usage.Input,
+            CachedTokens = usage.CachedInput,
+            CompletionTokens = usage.Output,
+            ReasoningTokens = usage.Reasoning,
+            CostUsd = cost,
+            LatencyMs = (int)Math.Min(int.MaxValue, latency.TotalMilliseconds),
+            CreatedAt = clock.GetUtcNow(),
+        });
+        await db.SaveChangesAsync(ct);
+        if (success is not null)
+        {
+            await db.Models.Where(m => m.Id == modelId).ExecuteUpdateAsync(s => s
+                .SetProperty(m => m.Calls, m => m.Calls + 1)
+                .SetProperty(m => m.PromptTokens, m => m.PromptTokens + usage.Input)
+                .SetProperty(m => m.CachedTokens, m => m.CachedTokens + usage.CachedInput)
+                .SetProperty(m => m.CompletionTokens, m => m.CompletionTokens + usage.Output)
+                .SetProperty(m => m.ReasoningTokens, m => m.ReasoningTokens + usage.Reasoning)
+                .SetProperty(m => m.CostUsd, m => m.CostUsd + cost), ct);
+        }
+
+        await tx.CommitAsync(ct);
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Model {ModelId}: attempt {Attempt} failed, retrying in {DelayMs:F0} ms: {Error}")]
+    private static partial void LogRetry(ILogger logger, Guid modelId, int attempt, double delayMs, string error);
+
+    private sealed class Scope(ModelGateway gateway, Guid projectId, Guid? jobId) : ILanguageModels
+    {
+        public Task<ChatReply> ChatAsync(ChatRequest request, CancellationToken cancellationToken) =>
+            gateway.ChatAsync(projectId, jobId, request, cancellationToken);
+    }
+}
