@@ -21,7 +21,10 @@ public class AfnioApiFactory : WebApplicationFactory<Program>, IAsyncLifetime
 
     public virtual async Task InitializeAsync() => ConnectionString = await TestDatabase.GetConnectionStringAsync();
 
-    Task IAsyncLifetime.DisposeAsync() => base.DisposeAsync().AsTask();
+    Task IAsyncLifetime.DisposeAsync() => DisposeFixtureAsync();
+
+    /// <summary>Stops the host; fixtures that own more (a fake model server) stop it too.</summary>
+    protected virtual Task DisposeFixtureAsync() => base.DisposeAsync().AsTask();
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
