@@ -21,6 +21,7 @@ public sealed class FakeOpenAiServer : IAsyncDisposable
     private readonly WebApplication _app;
     private readonly ConcurrentQueue<FakeReply> _script = new();
     private readonly ConcurrentQueue<JsonElement> _requests = new();
+    private readonly ConcurrentQueue<string> _authorizations = new();
     private int _inFlight;
     private int _peak;
 
@@ -53,6 +54,23 @@ public sealed class FakeOpenAiServer : IAsyncDisposable
     }
 
     /// <summary>Queues replies that are used, one per request, before <see cref="Default"/>.</summary>
+    /// <summary>The Authorization header of every request, in arrival order.</summary>
+    public IReadOnlyList<string> Authorizations => [.. _authorizations];
+
+    /// <summary>Forgets the requests, the script and the peak, and answers "ok" again.</summary>
+    public void Reset()
+    {
+        _requests.Clear();
+        _authorizations.Clear();
+        _script.Clear();
+        Volatile.Write(ref _peak, 0);
+        Default = _ => FakeReply.Text("ok");
+    }
+
+    /// <summary>The text of the request's message with <paramref name="role"/> (the last one, if several).</summary>
+    public static string MessageText(JsonElement request, string role) =>
+        request.GetProperty("messages").EnumerateArray().Last(m => m.GetProperty("role").GetString() == role).GetProperty("content").GetString()!;
+
     public void Enqueue(params FakeReply[] replies)
     {
         foreach (var reply in replies)
@@ -74,6 +92,7 @@ public sealed class FakeOpenAiServer : IAsyncDisposable
             var body = await JsonDocument.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted);
             var request = body.RootElement.Clone();
             _requests.Enqueue(request);
+            _authorizations.Enqueue(context.Request.Headers.Authorization.ToString());
             var reply = _script.TryDequeue(out var scripted) ? scripted : Default(request);
             if (reply.Delay > TimeSpan.Zero)
             {

@@ -26,7 +26,10 @@ public class ModelWorkerApp : WorkerApp
     protected override async Task DisposeFixtureAsync()
     {
         await base.DisposeFixtureAsync();
-        await Fake.DisposeAsync();
+        if (Fake is not null)
+        {
+            await Fake.DisposeAsync();
+        }
     }
 
     protected override IReadOnlyDictionary<string, string> Settings => new Dictionary<string, string>(base.Settings)
