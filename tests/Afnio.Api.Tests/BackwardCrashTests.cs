@@ -1,4 +1,3 @@
-using System.Net.Http.Headers;
 using Afnio.Domain.Common;
 using Microsoft.EntityFrameworkCore;
 
@@ -42,8 +41,8 @@ public sealed class BackwardCrashTests
         {
             using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(60) };
             await api.WaitUntilReadyAsync(http);
-            var calm = await CreateProjectAsync(http, port, "uninterrupted");
-            var crashed = await CreateProjectAsync(http, port, "crashed");
+            var calm = await ProcessHost.CreateProjectAsync(http, AdminKey, "uninterrupted");
+            var crashed = await ProcessHost.CreateProjectAsync(http, AdminKey, "crashed");
             var calmGraph = await BuildAsync(calm);
             var crashedGraph = await BuildAsync(crashed);
 
@@ -110,20 +109,6 @@ public sealed class BackwardCrashTests
         return new Graph(root, await project.VariableAsync("MISSED_THE_DEADLINE", "feedback"), shared, leaves);
     }
 
-    private static async Task<TestProject> CreateProjectAsync(HttpClient admin, int port, string name)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/projects") { Content = JsonContent.Create(new { name }) };
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", AdminKey);
-        var project = await HttpJson.EnsureSuccessAsync(await admin.SendAsync(request));
-        var id = project.GetProperty("id").GetString()!;
-        using var keyRequest = new HttpRequestMessage(HttpMethod.Post, $"/v1/projects/{id}/api_keys") { Content = JsonContent.Create(new { }) };
-        keyRequest.Headers.Authorization = new AuthenticationHeaderValue("Bearer", AdminKey);
-        var key = (await HttpJson.EnsureSuccessAsync(await admin.SendAsync(keyRequest))).GetProperty("key").GetString()!;
-        var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(60) };
-        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
-        return new TestProject(id, string.Empty, key, client);
-    }
-
     private static async Task<int> VariableCountAsync(Data.AfnioDbContext db, TestProject project)
     {
         Assert.True(PrefixedId.TryParse(PrefixedId.Project, project.Id, out var id));
@@ -138,13 +123,5 @@ public sealed class BackwardCrashTests
             Assert.True(DateTime.UtcNow < deadline, $"the pass did not start:\n{worker.Output}");
             await Task.Delay(10);
         }
-    }
-
-    /// <summary>Holds a process started later in the test, so it is stopped however the test ends.</summary>
-    private sealed class ProcessSlot : IAsyncDisposable
-    {
-        public ProcessHost? Process { get; set; }
-
-        public ValueTask DisposeAsync() => Process?.DisposeAsync() ?? ValueTask.CompletedTask;
     }
 }

@@ -97,6 +97,7 @@ public static class Problems
         415 => "Unsupported Media Type",
         422 => "Unprocessable Entity",
         429 => "Too Many Requests",
+        502 => "Bad Gateway",
         _ => "Error",
     };
 }

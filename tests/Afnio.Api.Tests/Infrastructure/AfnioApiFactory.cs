@@ -77,6 +77,12 @@ public static class HttpJson
         return await EnsureSuccessAsync(response);
     }
 
+    public static async Task<JsonElement> PutJsonAsync(this HttpClient client, string path, object body)
+    {
+        using var response = await client.PutAsJsonAsync(path, body);
+        return await EnsureSuccessAsync(response);
+    }
+
     public static async Task<JsonElement> GetJsonAsync(this HttpClient client, string path)
     {
         using var response = await client.GetAsync(path);

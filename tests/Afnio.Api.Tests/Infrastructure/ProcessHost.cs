@@ -1,5 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
 
 namespace Afnio.Api.Tests.Infrastructure;
 
@@ -82,6 +84,21 @@ public sealed class ProcessHost : IAsyncDisposable
     }
 
     /// <summary>A loopback port nothing listens on right now.</summary>
+    /// <summary>Creates a project and a key through an API process, with a client that uses the key.</summary>
+    public static async Task<TestProject> CreateProjectAsync(HttpClient admin, string adminKey, string name)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/projects") { Content = JsonContent.Create(new { name }) };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", adminKey);
+        var project = await HttpJson.EnsureSuccessAsync(await admin.SendAsync(request));
+        var id = project.GetProperty("id").GetString()!;
+        using var keyRequest = new HttpRequestMessage(HttpMethod.Post, $"/v1/projects/{id}/api_keys") { Content = JsonContent.Create(new { }) };
+        keyRequest.Headers.Authorization = new AuthenticationHeaderValue("Bearer", adminKey);
+        var key = (await HttpJson.EnsureSuccessAsync(await admin.SendAsync(keyRequest))).GetProperty("key").GetString()!;
+        var client = new HttpClient { BaseAddress = admin.BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        return new TestProject(id, string.Empty, key, client);
+    }
+
     public static int FreePort()
     {
         using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
@@ -120,3 +137,11 @@ public sealed class ProcessHost : IAsyncDisposable
         }
     }
 }
+
+    /// <summary>Holds a process started later in the test, so it is stopped however the test ends.</summary>
+    public sealed class ProcessSlot : IAsyncDisposable
+    {
+        public ProcessHost? Process { get; set; }
+
+        public ValueTask DisposeAsync() => Process?.DisposeAsync() ?? ValueTask.CompletedTask;
+    }

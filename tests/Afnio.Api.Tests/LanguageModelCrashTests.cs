@@ -1,0 +1,150 @@
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Afnio.Domain.Common;
+using Afnio.Domain.LanguageModels;
+using Microsoft.EntityFrameworkCore;
+
+namespace Afnio.Api.Tests;
+
+/// <summary>
+/// Kills the Worker process while a backward pass is asking the provider for feedback, starts a new
+/// one, and checks that the result equals an uninterrupted run and that no feedback call was paid for
+/// twice, except the ones in flight at the moment of the kill.
+/// </summary>
+public sealed partial class LanguageModelCrashTests
+{
+    private const string AdminKey = "llm-crash-admin-key-abcdefghijkl";
+    private const int Width = 40;
+    private const int Concurrency = 4;
+
+    [Fact]
+    public async Task AWorkerKilledMidFeedback_ResumesFromTheJournal_WithoutRepeatingPaidCalls()
+    {
+        await using var fake = await FakeOpenAiServer.StartAsync();
+        fake.Default = Reply;
+        var connectionString = await TestDatabase.CreateAsync("afnio_llm_crash");
+        var environment = new Dictionary<string, string>
+        {
+            ["ConnectionStrings__Postgres"] = connectionString,
+            ["Afnio__Housekeeping__Schedule"] = "never",
+            ["Afnio__Jobs__BackwardConcurrency"] = Concurrency.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Afnio__Jobs__LeaseSeconds"] = "3",
+            ["Afnio__Jobs__RecoveryIntervalSeconds"] = "1",
+            ["Afnio__Jobs__MonitorIntervalMs"] = "100",
+        };
+        var port = ProcessHost.FreePort();
+        await using var api = ProcessHost.Start("src/Afnio.Api", new Dictionary<string, string>(environment)
+        {
+            ["Afnio__AdminKey"] = AdminKey,
+            ["Afnio__Worker__InProcess"] = "false",
+            ["Afnio__RateLimit__TokenLimit"] = "100000",
+            ["Afnio__RateLimit__TokensPerSecond"] = "100000",
+        }, "--urls", $"http://127.0.0.1:{port}");
+        var worker = ProcessHost.Start("src/Afnio.Worker", environment);
+        await using var restarted = new ProcessSlot();
+        try
+        {
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(60) };
+            await api.WaitUntilReadyAsync(http);
+            var calm = await ProcessHost.CreateProjectAsync(http, AdminKey, "uninterrupted");
+            var crashed = await ProcessHost.CreateProjectAsync(http, AdminKey, "crashed");
+            var calmGraph = await BuildAsync(calm, fake);
+            var crashedGraph = await BuildAsync(crashed, fake);
+
+            var beforeReference = FeedbackCalls(fake);
+            var reference = await calm.BackwardAsync(new { variables = new[] { calmGraph.Root }, grad_variables = new[] { calmGraph.Feedback } });
+            Assert.True(reference.GetProperty("status").GetString() == "succeeded", $"{reference}\n{worker.Output}");
+            Assert.Equal(Width, FeedbackCalls(fake) - beforeReference);
+
+            var beforeCrash = FeedbackCalls(fake);
+            var job = await crashed.Client.PostJsonAsync("/v1/backward", new { variables = new[] { crashedGraph.Root }, grad_variables = new[] { crashedGraph.Feedback } });
+            var jobId = job.GetProperty("id").GetString()!;
+            Assert.True(PrefixedId.TryParse(PrefixedId.Job, jobId, out var jobGuid));
+            await using var db = TestDatabase.CreateDbContext(connectionString);
+            await WaitForJournalAsync(db, jobGuid, Width / 3, worker);
+            worker.Kill();
+            var journaledAtKill = await db.ModelCalls.CountAsync(c => c.JobId == jobGuid);
+            var calledAtKill = FeedbackCalls(fake) - beforeCrash;
+            Assert.InRange(journaledAtKill, Width / 3, Width - 1);
+
+            restarted.Process = ProcessHost.Start("src/Afnio.Worker", environment);
+            var finished = await crashed.WaitForJobAsync(jobId, 120);
+            Assert.True(finished.GetProperty("status").GetString() == "succeeded", $"{finished}\n{restarted.Process.Output}");
+
+            // Every parameter got exactly the feedback of the uninterrupted run, once.
+            for (var i = 0; i < Width; i++)
+            {
+                var expected = await calm.GradTextsAsync(calmGraph.Parameters[i]);
+                Assert.Equal([$"Make p{i} more specific."], expected);
+                Assert.Equal(expected, await crashed.GradTextsAsync(crashedGraph.Parameters[i]));
+            }
+
+            // The journal holds one paid call per parameter; the provider saw at most the calls that were
+            // in flight at the kill a second time.
+            Assert.Equal(Width, await db.ModelCalls.CountAsync(c => c.JobId == jobGuid && c.Status == "succeeded"));
+            var repeated = FeedbackCalls(fake) - beforeCrash - Width;
+            Assert.InRange(repeated, 0, Math.Min(Concurrency, calledAtKill - journaledAtKill));
+        }
+        finally
+        {
+            await worker.DisposeAsync();
+        }
+    }
+
+    private sealed record Graph(string Root, string Feedback, IReadOnlyList<string> Parameters);
+
+    /// <summary><c>sum(chat_completion([p_i]) for i in 0..n)</c>: n chat nodes, each with one parameter behind it.</summary>
+    private static async Task<Graph> BuildAsync(TestProject project, FakeOpenAiServer fake)
+    {
+        var model = (await project.Client.PostJsonAsync("/v1/models", new
+        {
+            provider = "openai",
+            base_url = fake.Endpoint.ToString(),
+            api_key = "sk-crash-test-key-000000",
+            default_completion_args = new { model = "gpt-4o-mini" },
+            max_concurrency = Concurrency,
+        })).GetProperty("id").GetString()!;
+        await project.Client.PutJsonAsync("/v1/backward_model", new { model_id = model, completion_args = new { model = "gpt-4o" } });
+        var parameters = new List<string>();
+        var outputs = new List<string>();
+        for (var i = 0; i < Width; i++)
+        {
+            var parameter = await project.VariableAsync($"p{i}", $"instruction {i}", requiresGrad: true);
+            parameters.Add(parameter);
+            outputs.Add(await project.OutputAsync("chat_completion", new
+            {
+                model_id = model,
+                messages = new[] { new { role = "user", content = new[] { parameter } } },
+            }));
+        }
+
+        var root = await project.OutputAsync("sum", new { x = outputs });
+        return new Graph(root, await project.VariableAsync("The answers are too vague.", "feedback"), parameters);
+    }
+
+    // Feedback calls are slow (so the kill lands among them) and name the variable they criticise.
+    private static FakeReply Reply(JsonElement request) =>
+        IsFeedback(request)
+            ? FakeReply.Text($"Make {VariableValue().Match(FakeOpenAiServer.MessageText(request, "user")).Groups[1].Value} more specific.",
+                TimeSpan.FromMilliseconds(150))
+            : FakeReply.Text("answer to " + FakeOpenAiServer.MessageText(request, "user"));
+
+    private static int FeedbackCalls(FakeOpenAiServer fake) =>
+        fake.Requests.Count(IsFeedback);
+
+    private static bool IsFeedback(JsonElement request) =>
+        request.GetProperty("messages")[0].GetProperty("content").GetString() == FeedbackPrompts.GradientEngineSystemPrompt;
+
+    private static async Task WaitForJournalAsync(Data.AfnioDbContext db, Guid jobId, int atLeast, ProcessHost worker)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (await db.ModelCalls.CountAsync(c => c.JobId == jobId) < atLeast)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"the pass did not start:\n{worker.Output}");
+            await Task.Delay(10);
+        }
+    }
+
+    [GeneratedRegex(@"<VARIABLE>\s*(p\d+)\s*</VARIABLE>")]
+    private static partial Regex VariableValue();
+}
