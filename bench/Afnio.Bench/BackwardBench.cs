@@ -125,7 +125,7 @@ internal static class BackwardBench
         return line is null ? null : double.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024;
     }
 
-    private static async Task<JsonElement> WaitAsync(HttpClient http, string jobId)
+    internal static async Task<JsonElement> WaitAsync(HttpClient http, string jobId)
     {
         while (true)
         {
@@ -137,8 +137,8 @@ internal static class BackwardBench
         }
     }
 
-    private static async Task<string> VariableAsync(HttpClient http, string data, string role) =>
+    internal static async Task<string> VariableAsync(HttpClient http, string data, string role) =>
         (await BenchProgram.PostAsync(http, "/v1/variables", new { data, role, requires_grad = true })).GetProperty("id").GetString()!;
 
-    private static string Id(JsonElement response, string list) => response.GetProperty(list)[0].GetProperty("id").GetString()!;
+    internal static string Id(JsonElement response, string list) => response.GetProperty(list)[0].GetProperty("id").GetString()!;
 }

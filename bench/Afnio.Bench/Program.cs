@@ -66,6 +66,7 @@ public static class BenchProgram
 
         var nodes = args.Length > 4 ? int.Parse(args[4], CultureInfo.InvariantCulture) : 10_000;
         await BackwardBench.RunAsync(http, nodes, concurrency);
+        await LanguageModelBench.RunAsync(http);
         return 0;
     }
 
@@ -89,6 +90,20 @@ public static class BenchProgram
         double P(double q) => latencies[Math.Min(count - 1, (int)Math.Ceiling(q * count) - 1)];
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{name,-34} {count / total.Elapsed.TotalSeconds,8:F0} {P(0.50),8:F1} {P(0.95),8:F1} {P(0.99),8:F1} {latencies[^1],8:F1}"));
+    }
+
+    /// <summary>Runs <paramref name="call"/> for 0..count-1 at the given concurrency, printing nothing.</summary>
+    internal static Task RunQuietlyAsync(int count, int concurrency, Func<int, Task> call)
+    {
+        var next = -1;
+        return Task.WhenAll(Enumerable.Range(0, concurrency).Select(async _ =>
+        {
+            int i;
+            while ((i = Interlocked.Increment(ref next)) < count)
+            {
+                await call(i);
+            }
+        }));
     }
 
     private static HttpClient Client(Uri baseUrl, string key)

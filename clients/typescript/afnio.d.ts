@@ -174,6 +174,90 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/backward_model": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["retrieveBackwardModel"];
+        /** @description Sets the model every backward pass of the project asks for feedback, as afnio's set_backward_model_client. */
+        put: operations["setBackwardModel"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Tokens and cost of every model call of the project (forward, backward, jobs), in total and grouped by model client, job, model name or day. Unlike a model client's counters, this is never cleared. */
+        get: operations["retrieveUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["listModels"];
+        put?: never;
+        /** @description Registers an OpenAI or OpenAI-compatible endpoint. The key is encrypted at rest and never returned. */
+        post: operations["createModel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/models/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["retrieveModel"];
+        put?: never;
+        post?: never;
+        delete: operations["deleteModel"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/models/{id}/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["retrieveModelUsage"];
+        put?: never;
+        post?: never;
+        /** @description Resets the model client's usage counters (the call journal keeps every call). */
+        delete: operations["clearModelUsage"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/projects": {
         parameters: {
             query?: never;
@@ -394,6 +478,14 @@ export interface components {
             /** @description The gradient: a variable of the same project. */
             variable_id: string;
         };
+        /** @description The project's backward model. */
+        BackwardModelResponse: {
+            model_id: string;
+            completion_args: {
+                [key: string]: components["schemas"]["JsonNode"];
+            };
+            readonly object: string;
+        };
         /** @description Starts a backward pass. */
         BackwardRequest: {
             /** @description The roots: variables that require grad and have a grad_fn. */
@@ -416,15 +508,55 @@ export interface components {
         CastVariableRequest: {
             dtype: components["schemas"]["CastType"];
         };
+        CompletionTokensDetails: {
+            /** Format: int64 */
+            reasoning_tokens: number;
+            /** Format: int64 */
+            audio_tokens: number;
+            /** Format: int64 */
+            accepted_prediction_tokens: number;
+            /** Format: int64 */
+            rejected_prediction_tokens: number;
+        };
         /** @description Copies data, role and requires_grad from another variable, in place. */
         CopyVariableRequest: {
             /** @description The variable to copy from. */
             source_id: string;
         };
+        Cost: {
+            /** Format: double */
+            amount: number;
+            currency: string;
+        };
         /** @description Creates a project API key. */
         CreateApiKeyRequest: {
             /** @description What the key is for, e.g. "nightly CI"; defaults to "default". */
             name?: string | null;
+        };
+        /** @description Registers a model client: an OpenAI or OpenAI-compatible endpoint. */
+        CreateModelRequest: {
+            /** @description Only `openai` (which covers every OpenAI-compatible server through `base_url`). */
+            provider?: string | null;
+            /** @description A label for people. */
+            name?: string | null;
+            /** @description The API root, e.g. `http://localhost:11434/v1` (Ollama) or a vLLM, LM Studio, LiteLLM or Azure OpenAI endpoint. Default: OpenAI's. */
+            base_url?: string | null;
+            /** @description The provider key. Write-only: encrypted at rest, never returned or logged. Required without `base_url`. */
+            api_key?: string | null;
+            /** @description The OpenAI organization id, sent as a header. */
+            organization?: string | null;
+            /** @description Completion arguments under every call's own (e.g. `{"model": "gpt-4.1-mini", "temperature": 0}`). */
+            default_completion_args?: unknown;
+            /**
+             * Format: int32
+             * @description Calls in flight at once, per process, across every batch and job (default 8).
+             */
+            max_concurrency?: number | null;
+            /**
+             * Format: int32
+             * @description Requests started per minute, per process; none by default.
+             */
+            requests_per_minute?: number | null;
         };
         /** @description Creates a project. */
         CreateProjectRequest: {
@@ -551,6 +683,49 @@ export interface components {
         };
         /** @enum {string} */
         JobStatus: "queued" | "running" | "succeeded" | "failed" | "cancelling" | "cancelled";
+        JsonNode: {
+            options?: components["schemas"]["JsonNodeOptions"];
+            parent?: components["schemas"]["JsonNode"];
+            root: components["schemas"]["JsonNode"];
+        };
+        JsonNodeOptions: {
+            property_name_case_insensitive: boolean;
+        };
+        /** @description The list envelope: `{object: "list", data, first_id, last_id, has_more}`. */
+        ModelList: {
+            data: components["schemas"]["ModelResponse"][];
+            first_id?: string | null;
+            last_id?: string | null;
+            has_more: boolean;
+            readonly object: string;
+        };
+        /** @description A model client. The key is never returned: only whether there is one and its last characters. */
+        ModelResponse: {
+            id: string;
+            provider: string;
+            name?: string | null;
+            base_url?: string | null;
+            has_api_key: boolean;
+            api_key_hint?: string | null;
+            organization?: string | null;
+            default_completion_args: {
+                [key: string]: components["schemas"]["JsonNode"];
+            };
+            /** Format: int32 */
+            max_concurrency: number;
+            /** Format: int32 */
+            requests_per_minute?: number | null;
+            usage: components["schemas"]["UsageResponse"];
+            /** Format: int64 */
+            created_at: number;
+            readonly object: string;
+        };
+        /** @description The model usage of a model client since its usage was last cleared. */
+        ModelUsageResponse: {
+            model_id: string;
+            usage: components["schemas"]["UsageResponse"];
+            readonly object: string;
+        };
         /** @description One entry of `next_functions`: where a gradient goes, or null for an input that takes none. */
         NodeEdgeResponse: {
             /** @description The receiving node, or null. */
@@ -607,6 +782,19 @@ export interface components {
             created_at: number;
             readonly object: string;
         };
+        PromptTokensDetails: {
+            /** Format: int64 */
+            cached_tokens: number;
+            /** Format: int64 */
+            audio_tokens: number;
+        };
+        /** @description Sets the project's backward model, as afnio's `set_backward_model_client`. */
+        SetBackwardModelRequest: {
+            /** @description A model client of this project (`mdl_…`). */
+            model_id?: string | null;
+            /** @description Completion arguments of every backward call (e.g. `{"model": "gpt-4o", "temperature": 0}`). */
+            completion_args?: unknown;
+        };
         /** @description Changes some fields of a variable; fields left out stay as they are. */
         UpdateVariableRequest: {
             /** @description New data, under the same rules as on creation. */
@@ -615,6 +803,32 @@ export interface components {
             role?: string | null;
             /** @description New requires_grad; `is_leaf` follows. */
             requires_grad?: boolean | null;
+        };
+        /** @description One group of a usage report: the model client, job, model name or day it covers. */
+        UsageGroup: {
+            key?: string | null;
+            usage: components["schemas"]["UsageResponse"];
+        };
+        /** @description Usage over the project's calls, in total and grouped. */
+        UsageReportResponse: {
+            group_by?: string | null;
+            total: components["schemas"]["UsageResponse"];
+            groups: components["schemas"]["UsageGroup"][];
+            readonly object: string;
+        };
+        /** @description Token counts and cost, in the shape of afnio's usage record. */
+        UsageResponse: {
+            /** Format: int64 */
+            calls: number;
+            /** Format: int64 */
+            prompt_tokens: number;
+            /** Format: int64 */
+            completion_tokens: number;
+            /** Format: int64 */
+            total_tokens: number;
+            prompt_tokens_details: components["schemas"]["PromptTokensDetails"];
+            completion_tokens_details: components["schemas"]["CompletionTokensDetails"];
+            cost: components["schemas"]["Cost"];
         };
         /** @description The list envelope: `{object: "list", data, first_id, last_id, has_more}`. */
         VariableList: {
@@ -1252,6 +1466,545 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["JobEventList"];
                     "text/event-stream": string;
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    retrieveBackwardModel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BackwardModelResponse"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    setBackwardModel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetBackwardModelRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BackwardModelResponse"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    retrieveUsage: {
+        parameters: {
+            query?: {
+                /** @description `model` (model client), `job`, `model_name` (as the provider named it) or `day` (UTC); none gives the total only. */
+                group_by?: string;
+                /** @description Only calls of this model client. */
+                model_id?: string;
+                /** @description Only calls made by this job. */
+                job_id?: string;
+                /** @description Only calls at or after this unix time (seconds). */
+                since?: number;
+                /** @description Only calls before this unix time (seconds). */
+                until?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageReportResponse"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    listModels: {
+        parameters: {
+            query?: {
+                /** @description An id from an earlier page: the list continues after it. */
+                after?: string;
+                /** @description Page size, 1 to 100 (default 20). */
+                limit?: number;
+                /** @description "desc" (newest first, the default) or "asc". */
+                order?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelList"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    createModel: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key with the same request replays the stored response for 24 hours; the same key with a different request answers 422. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateModelRequest"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelResponse"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    retrieveModel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelResponse"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    deleteModel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    retrieveModelUsage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelUsageResponse"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    clearModelUsage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelUsageResponse"];
                 };
             };
             /** @description Bad Request */

@@ -268,11 +268,15 @@ public sealed class ChatCompletionTests : IClassFixture<ModelWorkerApp>
         var prompt = await project.VariableAsync("{i}", "prompt");
         await project.CallAsync("chat_completion", new
         {
-            model_id = gpt4o, messages = new[] { new { role = "user", content = new[] { prompt } } }, inputs = new { i = new[] { "a", "b" } },
+            model_id = gpt4o,
+            messages = new[] { new { role = "user", content = new[] { prompt } } },
+            inputs = new { i = new[] { "a", "b" } },
         });
         await project.CallAsync("chat_completion", new
         {
-            model_id = nano, messages = new[] { new { role = "user", content = new[] { prompt } } }, inputs = new { i = "c" },
+            model_id = nano,
+            messages = new[] { new { role = "user", content = new[] { prompt } } },
+            inputs = new { i = "c" },
         });
 
         // gpt-4o (a dated snapshot of it): 800 × 2.50 + 200 × 1.25 + 500 × 10.00 per million = 0.00725 USD per call.

@@ -1,0 +1,109 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Afnio.Api.Tests.Infrastructure;
+using Npgsql;
+
+namespace Afnio.Bench;
+
+/// <summary>
+/// A backward pass over 64 parallel chat-completion nodes (and chains of two), with a fake provider
+/// that takes 200 ms per feedback call. Ideal wall time is depth × latency: the pass should overlap
+/// every independent call. Reports wall ÷ (depth × latency); the goal is at most 1.10.
+/// </summary>
+internal static class LanguageModelBench
+{
+    private const int Width = 64;
+    private static readonly TimeSpan Latency = TimeSpan.FromMilliseconds(200);
+
+    public static async Task RunAsync(HttpClient http, int repetitions = 5)
+    {
+        await using var fake = await FakeOpenAiServer.StartAsync();
+        fake.Default = request => request.GetProperty("messages").EnumerateArray()
+            .Any(m => m.GetProperty("content").GetString()!.Contains("<VARIABLE>", StringComparison.Ordinal))
+                ? FakeReply.Text("Be more specific.", Latency)
+                : FakeReply.Text("an answer");
+        var model = (await BenchProgram.PostAsync(http, "/v1/models", new
+        {
+            provider = "openai",
+            base_url = fake.Endpoint.ToString(),
+            api_key = "sk-bench",
+            default_completion_args = new { model = "gpt-4o-mini" },
+            max_concurrency = Width,
+        })).GetProperty("id").GetString()!;
+        using (var put = await http.PutAsync("/v1/backward_model", System.Net.Http.Json.JsonContent.Create(new { model_id = model, completion_args = new { model = "gpt-4o" } })))
+        {
+            put.EnsureSuccessStatusCode();
+        }
+
+        Console.WriteLine();
+        Console.WriteLine($"backward through {Width} parallel chat_completion nodes, fake provider latency {Latency.TotalMilliseconds:F0} ms per feedback call, {repetitions} passes each");
+        Console.WriteLine($"{"depth",5} {"calls",6} {"job p50 ms",11} {"job max ms",11} {"ratio p50",10} {"ratio max",10} {"client p50 ms",14} {"peak",5}");
+        foreach (var depth in new[] { 1, 2 })
+        {
+            var jobMs = new List<double>();
+            var clientMs = new List<double>();
+            var before = fake.Requests.Count;
+            var peak = 0;
+            for (var r = 0; r < repetitions; r++)
+            {
+                var (root, feedback) = await BuildAsync(http, model, depth);
+                var watch = Stopwatch.StartNew();
+                var job = await BenchProgram.PostAsync(http, "/v1/backward", new { variables = new[] { root }, grad_variables = new[] { feedback } });
+                var done = await BackwardBench.WaitAsync(http, job.GetProperty("id").GetString()!);
+                clientMs.Add(watch.Elapsed.TotalMilliseconds);
+                if (done.GetProperty("status").GetString() != "succeeded")
+                {
+                    throw new InvalidOperationException($"the pass did not succeed: {done}");
+                }
+
+                jobMs.Add(await JobMillisecondsAsync(job.GetProperty("id").GetString()!));
+                peak = Math.Max(peak, fake.PeakConcurrency);
+            }
+
+            var calls = (fake.Requests.Count - before) / repetitions;
+            jobMs.Sort();
+            clientMs.Sort();
+            var ideal = depth * Latency.TotalMilliseconds;
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{depth,5} {calls,6} {jobMs[jobMs.Count / 2],11:F1} {jobMs[^1],11:F1} {jobMs[jobMs.Count / 2] / ideal,10:F3} {jobMs[^1] / ideal,10:F3} {clientMs[clientMs.Count / 2],14:F1} {peak,5}"));
+        }
+
+        Console.WriteLine("job ms: claimed by the worker → finished (jobs table); client ms: POST /v1/backward → job seen succeeded.");
+    }
+
+    // sum over i of chat(chat(…chat(p_i))) with `depth` chat nodes per chain: the feedback calls of one
+    // level are independent, so a pass needs `depth` rounds of provider latency.
+    private static async Task<(string Root, string Feedback)> BuildAsync(HttpClient http, string model, int depth)
+    {
+        var outputs = new string[Width];
+        await BenchProgram.RunQuietlyAsync(Width, 16, async i =>
+        {
+            var current = await BackwardBench.VariableAsync(http, $"instruction {i}", $"instruction {i}");
+            for (var d = 0; d < depth; d++)
+            {
+                current = BackwardBench.Id(await BenchProgram.PostAsync(http, "/v1/functions/chat_completion", new
+                {
+                    model_id = model,
+                    messages = new[] { new { role = "user", content = new[] { current } } },
+                }), "outputs");
+            }
+
+            outputs[i] = current;
+        });
+        var root = BackwardBench.Id(await BenchProgram.PostAsync(http, "/v1/functions/sum", new { x = outputs }), "outputs");
+        return (root, await BackwardBench.VariableAsync(http, "The answers are too vague.", "feedback"));
+    }
+
+    private static async Task<double> JobMillisecondsAsync(string jobId)
+    {
+        var database = Environment.GetEnvironmentVariable("AFNIO_BENCH_DATABASE")
+            ?? throw new InvalidOperationException("AFNIO_BENCH_DATABASE is not set (scripts/bench.sh sets it).");
+        await using var connection = new NpgsqlConnection(database);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(
+            "SELECT EXTRACT(EPOCH FROM (finished_at - started_at)) * 1000 FROM jobs WHERE id = @id", connection);
+        command.Parameters.AddWithValue("id", Guid.ParseExact(jobId["job_".Length..], "N"));
+        return Convert.ToDouble(await command.ExecuteScalarAsync(), CultureInfo.InvariantCulture);
+    }
+}
