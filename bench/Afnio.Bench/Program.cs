@@ -21,12 +21,18 @@ public static class BenchProgram
         }
 
         var baseUrl = new Uri(args[0]);
+        if (args.Length > 2 && args[2] == "llm")
+        {
+            // Only the language-model scenario: scripts/bench.sh llm
+            using var owner = Client(baseUrl, args[1]);
+            await LanguageModelBench.RunAsync(await ProjectClientAsync(owner, baseUrl));
+            return 0;
+        }
+
         var requests = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 2000;
         var concurrency = args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 16;
         using var admin = Client(baseUrl, args[1]);
-        var project = await PostAsync(admin, "/v1/projects", new { name = "bench" });
-        var key = await PostAsync(admin, $"/v1/projects/{project.GetProperty("id").GetString()}/api_keys", new { name = "bench" });
-        using var http = Client(baseUrl, key.GetProperty("key").GetString()!);
+        using var http = await ProjectClientAsync(admin, baseUrl);
 
         Console.WriteLine($"Afnio benchmark: {requests} requests per scenario, concurrency {concurrency}, {baseUrl}");
         Console.WriteLine($"{"scenario",-34} {"req/s",8} {"p50 ms",8} {"p95 ms",8} {"p99 ms",8} {"max ms",8}");
@@ -104,6 +110,13 @@ public static class BenchProgram
                 await call(i);
             }
         }));
+    }
+
+    private static async Task<HttpClient> ProjectClientAsync(HttpClient admin, Uri baseUrl)
+    {
+        var project = await PostAsync(admin, "/v1/projects", new { name = "bench" });
+        var key = await PostAsync(admin, $"/v1/projects/{project.GetProperty("id").GetString()}/api_keys", new { name = "bench" });
+        return Client(baseUrl, key.GetProperty("key").GetString()!);
     }
 
     private static HttpClient Client(Uri baseUrl, string key)

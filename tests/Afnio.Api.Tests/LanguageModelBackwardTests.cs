@@ -64,6 +64,7 @@ public sealed class LanguageModelBackwardTests : IClassFixture<ModelWorkerApp>
         var done = await project.WaitForJobAsync(job.GetProperty("id").GetString()!);
 
         Assert.Equal("succeeded", done.GetProperty("status").GetString());
+        Assert.Equal(2, done.GetProperty("usage").GetProperty("calls").GetInt64()); // the job's own calls, not the forward ones
         var grads = await project.GradListAsync(system);
         var grad = Assert.Single(grads.EnumerateArray());
         Assert.Equal("Ask for formal Italian.", grad.GetProperty("data").GetString());

@@ -435,23 +435,6 @@ namespace Afnio.Migrations.Migrations
                         .HasColumnType("character varying(2048)")
                         .HasColumnName("base_url");
 
-                    b.Property<long>("CachedTokens")
-                        .HasColumnType("bigint")
-                        .HasColumnName("cached_tokens");
-
-                    b.Property<long>("Calls")
-                        .HasColumnType("bigint")
-                        .HasColumnName("calls");
-
-                    b.Property<long>("CompletionTokens")
-                        .HasColumnType("bigint")
-                        .HasColumnName("completion_tokens");
-
-                    b.Property<decimal>("CostUsd")
-                        .HasPrecision(20, 10)
-                        .HasColumnType("numeric(20,10)")
-                        .HasColumnName("cost_usd");
-
                     b.Property<DateTimeOffset>("CreatedAt")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("created_at");
@@ -479,10 +462,6 @@ namespace Afnio.Migrations.Migrations
                         .HasColumnType("uuid")
                         .HasColumnName("project_id");
 
-                    b.Property<long>("PromptTokens")
-                        .HasColumnType("bigint")
-                        .HasColumnName("prompt_tokens");
-
                     b.Property<string>("ProtectedApiKey")
                         .HasColumnType("text")
                         .HasColumnName("protected_api_key");
@@ -493,13 +472,13 @@ namespace Afnio.Migrations.Migrations
                         .HasColumnType("character varying(32)")
                         .HasColumnName("provider");
 
-                    b.Property<long>("ReasoningTokens")
-                        .HasColumnType("bigint")
-                        .HasColumnName("reasoning_tokens");
-
                     b.Property<int?>("RequestsPerMinute")
                         .HasColumnType("integer")
                         .HasColumnName("requests_per_minute");
+
+                    b.Property<DateTimeOffset?>("UsageClearedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("usage_cleared_at");
 
                     b.HasKey("Id")
                         .HasName("pk_models");

@@ -19,17 +19,19 @@ public sealed record JobResponse(
     JobError? Error,
     long CreatedAt,
     long? StartedAt,
-    long? FinishedAt)
+    long? FinishedAt,
+    Models.UsageResponse? Usage)
 {
     [JsonPropertyOrder(-1)]
     public string Object => "job";
 
-    public static JobResponse From(Job job)
+    /// <summary>The job as the API shows it; <paramref name="usage"/> is its model usage, null when it made no calls.</summary>
+    public static JobResponse From(Job job, Models.UsageResponse? usage = null)
     {
         JsonElement? result = job.Result is { } json ? JsonSerializer.Deserialize<JsonElement>(json) : null;
         return new(PrefixedId.Format(PrefixedId.Job, job.Id), job.Type, job.Status,
             new JobProgress(job.ProgressCompleted, job.ProgressTotal), result,
             job.ErrorCode is { } code ? new JobError(code, job.ErrorMessage ?? string.Empty) : null,
-            job.CreatedAt.ToUnixTimeSeconds(), job.StartedAt?.ToUnixTimeSeconds(), job.FinishedAt?.ToUnixTimeSeconds());
+            job.CreatedAt.ToUnixTimeSeconds(), job.StartedAt?.ToUnixTimeSeconds(), job.FinishedAt?.ToUnixTimeSeconds(), usage);
     }
 }

@@ -49,7 +49,8 @@ public static class JobsApi
             query = query.Where(j => j.Status == wanted);
         }
         var (rows, limit) = await query.FetchPageAsync(PrefixedId.Job, page, ct);
-        return TypedResults.Ok(Paging.ToList([.. rows.Select(JobResponse.From)], limit, j => j.Id));
+        var usage = await Models.UsageApi.ByJobAsync(db, [.. rows.Select(j => j.Id)], ct);
+        return TypedResults.Ok(Paging.ToList([.. rows.Select(j => JobResponse.From(j, usage.GetValueOrDefault(j.Id)))], limit, j => j.Id));
     }
 
     /// <summary>A job; with <c>wait_seconds</c> the call waits (up to 60 s) until the job has finished.</summary>
@@ -132,7 +133,7 @@ public static class JobsApi
             var job = await db.Jobs.AsNoTracking().SingleOrDefaultAsync(which, ct) ?? throw ApiException.NotFound("job", "id");
             if (job.IsTerminal || clock.GetUtcNow() >= deadline)
             {
-                return JobResponse.From(job);
+                return JobResponse.From(job, (await Models.UsageApi.ByJobAsync(db, [job.Id], ct)).GetValueOrDefault(job.Id));
             }
 
             await Task.Delay(PollInterval, clock, ct);

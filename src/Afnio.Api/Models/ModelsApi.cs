@@ -83,7 +83,7 @@ public static class ModelsApi
         };
         db.Models.Add(model);
         await db.SaveChangesAsync(ct);
-        var response = ToResponse(model);
+        var response = ToResponse(model, UsageResponse.Zero);
         return TypedResults.Created($"/v1/models/{response.Id}", response);
     }
 
@@ -92,11 +92,15 @@ public static class ModelsApi
     {
         var (rows, limit) = await db.Models.AsNoTracking().Where(m => m.ProjectId == project.ProjectId)
             .FetchPageAsync(PrefixedId.Model, page, ct);
-        return TypedResults.Ok(Paging.ToList([.. rows.Select(ToResponse)], limit, m => m.Id));
+        var usage = await UsageAsync(db, rows, ct);
+        return TypedResults.Ok(Paging.ToList([.. rows.Select(m => ToResponse(m, usage[m.Id]))], limit, m => m.Id));
     }
 
-    public static async Task<Ok<ModelResponse>> GetModel(string id, AfnioDbContext db, ProjectContext project, CancellationToken ct) =>
-        TypedResults.Ok(ToResponse(await FindAsync(db, project, id, "id", ct)));
+    public static async Task<Ok<ModelResponse>> GetModel(string id, AfnioDbContext db, ProjectContext project, CancellationToken ct)
+    {
+        var model = await FindAsync(db, project, id, "id", ct);
+        return TypedResults.Ok(ToResponse(model, (await UsageAsync(db, [model], ct))[model.Id]));
+    }
 
     public static async Task<NoContent> DeleteModel(string id, AfnioDbContext db, ProjectContext project, CancellationToken ct)
     {
@@ -113,15 +117,16 @@ public static class ModelsApi
     public static async Task<Ok<ModelUsageResponse>> GetModelUsage(string id, AfnioDbContext db, ProjectContext project, CancellationToken ct)
     {
         var model = await FindAsync(db, project, id, "id", ct);
-        return TypedResults.Ok(new ModelUsageResponse(PrefixedId.Format(PrefixedId.Model, model.Id), Usage(model)));
+        return TypedResults.Ok(new ModelUsageResponse(PrefixedId.Format(PrefixedId.Model, model.Id), (await UsageAsync(db, [model], ct))[model.Id]));
     }
 
-    public static async Task<Ok<ModelUsageResponse>> ClearModelUsage(string id, AfnioDbContext db, ProjectContext project, CancellationToken ct)
+    public static async Task<Ok<ModelUsageResponse>> ClearModelUsage(
+        string id, AfnioDbContext db, ProjectContext project, TimeProvider clock, CancellationToken ct)
     {
         var guid = ParseId(id, "id");
-        var cleared = await db.Models.Where(m => m.Id == guid && m.ProjectId == project.ProjectId).ExecuteUpdateAsync(s => s
-            .SetProperty(m => m.Calls, 0).SetProperty(m => m.PromptTokens, 0).SetProperty(m => m.CachedTokens, 0)
-            .SetProperty(m => m.CompletionTokens, 0).SetProperty(m => m.ReasoningTokens, 0).SetProperty(m => m.CostUsd, 0m), ct);
+        var now = clock.GetUtcNow();
+        var cleared = await db.Models.Where(m => m.Id == guid && m.ProjectId == project.ProjectId)
+            .ExecuteUpdateAsync(s => s.SetProperty(m => m.UsageClearedAt, now), ct);
         return cleared == 0
             ? throw ApiException.NotFound("model", "id")
             : TypedResults.Ok(new ModelUsageResponse(id, UsageResponse.Zero));
@@ -150,13 +155,34 @@ public static class ModelsApi
             : throw new ApiException(StatusCodes.Status404NotFound, "backward_model_not_set", ModelGateway.NoBackwardModel);
     }
 
-    public static ModelResponse ToResponse(ModelClient m) => new(
+    public static ModelResponse ToResponse(ModelClient m, UsageResponse usage) => new(
         PrefixedId.Format(PrefixedId.Model, m.Id), m.Provider, m.Name, m.BaseUrl, m.ProtectedApiKey is not null,
         m.ApiKeyHint is { } hint ? $"…{hint}" : null, m.Organization, JsonNode.Parse(m.DefaultCompletionArgs)!.AsObject(),
-        m.MaxConcurrency, m.RequestsPerMinute, Usage(m), m.CreatedAt.ToUnixTimeSeconds());
+        m.MaxConcurrency, m.RequestsPerMinute, usage, m.CreatedAt.ToUnixTimeSeconds());
 
-    private static UsageResponse Usage(ModelClient m) =>
-        UsageResponse.From(m.Calls, m.PromptTokens, m.CachedTokens, m.CompletionTokens, m.ReasoningTokens, m.CostUsd);
+    /// <summary>Each model's usage since it was last cleared, summed from the call journal in one query.</summary>
+    private static async Task<Dictionary<Guid, UsageResponse>> UsageAsync(AfnioDbContext db, IReadOnlyList<ModelClient> models, CancellationToken ct)
+    {
+        var ids = models.Select(m => m.Id).ToList();
+        var sums = await db.ModelCalls.AsNoTracking()
+            .Where(c => c.ModelId != null && ids.Contains(c.ModelId.Value))
+            .Join(db.Models, c => c.ModelId, m => m.Id, (c, m) => new { Call = c, m.UsageClearedAt })
+            .Where(x => x.UsageClearedAt == null || x.Call.CreatedAt > x.UsageClearedAt)
+            .GroupBy(x => x.Call.ModelId!.Value)
+            .Select(g => new
+            {
+                g.Key,
+                Calls = g.LongCount(x => x.Call.Status == ModelCallStatus.Succeeded),
+                Prompt = g.Sum(x => x.Call.PromptTokens),
+                Cached = g.Sum(x => x.Call.CachedTokens),
+                Completion = g.Sum(x => x.Call.CompletionTokens),
+                Reasoning = g.Sum(x => x.Call.ReasoningTokens),
+                Cost = g.Sum(x => x.Call.CostUsd),
+            }).ToDictionaryAsync(r => r.Key, ct);
+        return ids.ToDictionary(id => id, id => sums.TryGetValue(id, out var r)
+            ? UsageResponse.From(r.Calls, r.Prompt, r.Cached, r.Completion, r.Reasoning, r.Cost)
+            : UsageResponse.Zero);
+    }
 
     private static async Task<ModelClient> FindAsync(AfnioDbContext db, ProjectContext project, string id, string param, CancellationToken ct)
     {

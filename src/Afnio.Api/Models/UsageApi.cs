@@ -78,6 +78,14 @@ public static class UsageApi
         return TypedResults.Ok(new UsageReportResponse(query.GroupBy, total, groups));
     }
 
+    /// <summary>The usage of each job that made model calls (jobs without calls are left out).</summary>
+    public static async Task<Dictionary<Guid, UsageResponse>> ByJobAsync(AfnioDbContext db, IReadOnlyCollection<Guid> jobIds, CancellationToken ct)
+    {
+        var groups = await SumAsync(db.ModelCalls.AsNoTracking().Where(c => c.JobId != null && jobIds.Contains(c.JobId.Value))
+            .GroupBy(c => c.JobId!.Value), id => id.ToString("N"), ct);
+        return groups.ToDictionary(g => Guid.ParseExact(g.Key!, "N"), g => g.Usage);
+    }
+
     private static async Task<List<UsageGroup>> SumAsync<TKey>(
         IQueryable<IGrouping<TKey, ModelCall>> grouped, Func<TKey, string?> format, CancellationToken ct)
     {

@@ -6,7 +6,7 @@ namespace Afnio.Data.LanguageModels;
 
 /// <summary>
 /// A registered model client (<c>mdl_…</c>): an OpenAI-compatible endpoint, its key (encrypted with
-/// ASP.NET Data Protection, never returned), default completion arguments, limits and running usage.
+/// ASP.NET Data Protection, never returned), default completion arguments and limits.
 /// </summary>
 public sealed class ModelClient : IHasId
 {
@@ -31,14 +31,11 @@ public sealed class ModelClient : IHasId
     public int? RequestsPerMinute { get; init; }
     public required DateTimeOffset CreatedAt { get; init; }
 
-    // Running usage since the last clear (GET/DELETE /v1/models/{id}/usage). Updated in the same
-    // transaction as the journal row of each call.
-    public long Calls { get; set; }
-    public long PromptTokens { get; set; }
-    public long CachedTokens { get; set; }
-    public long CompletionTokens { get; set; }
-    public long ReasoningTokens { get; set; }
-    public decimal CostUsd { get; set; }
+    /// <summary>
+    /// When the usage was last cleared (<c>DELETE /v1/models/{id}/usage</c>): the model's usage counts the
+    /// journaled calls after it. The journal itself is never cleared.
+    /// </summary>
+    public DateTimeOffset? UsageClearedAt { get; set; }
 }
 
 public sealed class ModelClientConfiguration : IEntityTypeConfiguration<ModelClient>
@@ -54,7 +51,6 @@ public sealed class ModelClientConfiguration : IEntityTypeConfiguration<ModelCli
         builder.Property(m => m.Organization).HasMaxLength(256);
         builder.Property(m => m.ApiKeyHint).HasMaxLength(8);
         builder.Property(m => m.DefaultCompletionArgs).HasColumnType("jsonb");
-        builder.Property(m => m.CostUsd).HasPrecision(20, 10);
         builder.HasOne<Project>().WithMany().HasForeignKey(m => m.ProjectId).OnDelete(DeleteBehavior.Cascade);
     }
 }

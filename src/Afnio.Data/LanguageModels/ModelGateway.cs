@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text;
@@ -14,9 +15,9 @@ namespace Afnio.Data.LanguageModels;
 /// <summary>
 /// Every provider call goes through here: the model client is resolved in the caller's project, the
 /// call waits for the model's concurrency slot and per-minute permit, transient faults are retried
-/// with backoff (honouring Retry-After), and the outcome is journaled with its usage and cost, which
-/// are added to the model client's counters in the same transaction. Inside a job, a (step, request)
-/// already journaled as succeeded is answered from the journal, so a resumed step never pays twice.
+/// with backoff (honouring Retry-After), and the outcome is journaled with its usage and cost. Inside
+/// a job, a (step, request) already journaled as succeeded is answered from the journal, so a resumed
+/// step never pays twice.
 /// </summary>
 public sealed partial class ModelGateway(
     IDbContextFactory<AfnioDbContext> contexts,
@@ -38,12 +39,12 @@ public sealed partial class ModelGateway(
     /// <summary>The models of one project inside a job: calls are journaled under the job and replayed on resume.</summary>
     public ILanguageModels ForJob(Guid projectId, Guid jobId) => new Scope(this, projectId, jobId);
 
-    private async Task<ChatReply> ChatAsync(Guid projectId, Guid? jobId, ChatRequest request, CancellationToken ct)
+    private async Task<ChatReply> ChatAsync(Scope scope, ChatRequest request, CancellationToken ct)
     {
-        var (model, completionArgs) = await ResolveAsync(projectId, request, ct);
-        var body = RequestBody(request.Messages, model.DefaultCompletionArgs, completionArgs);
+        var (model, baseArgs) = await scope.ModelAsync(request.ModelId, ct);
+        var body = RequestBody(request.Messages, model.DefaultCompletionArgs, Merge(baseArgs, request.CompletionArgs));
         var hash = Hash(model.Id, body);
-        if (jobId is { } job && await ReplayAsync(job, request.StepKey, hash, ct) is { } replay)
+        if (await scope.JournaledAsync(request.StepKey, hash, ct) is { } replay)
         {
             return replay;
         }
@@ -52,7 +53,8 @@ public sealed partial class ModelGateway(
         var settings = options.Value;
         var attempts = 0;
         var error = string.Empty;
-        while (attempts < Math.Max(1, settings.MaxAttempts))
+        var retryable = true;
+        while (retryable && attempts < Math.Max(1, settings.MaxAttempts))
         {
             attempts++;
             AttemptResult result;
@@ -65,12 +67,11 @@ public sealed partial class ModelGateway(
             {
                 case AttemptResult.Success success:
                     var cost = prices.Cost(success.Model, success.Usage);
-                    await JournalAsync(projectId, jobId, request.StepKey, model.Id, hash, body, success.Model, success, null, attempts, cost,
-                        watch.Elapsed, ct);
+                    await JournalAsync(scope, request.StepKey, model.Id, hash, body, success.Model, success, null, attempts, cost, watch.Elapsed, ct);
                     return new ChatReply(success.Content, success.Model, success.Usage);
                 case AttemptResult.Permanent permanent:
                     error = permanent.Error;
-                    attempts = int.MaxValue;
+                    retryable = false;
                     break;
                 case AttemptResult.Transient transient:
                     error = transient.Error;
@@ -85,23 +86,23 @@ public sealed partial class ModelGateway(
             }
         }
 
-        var tries = attempts == int.MaxValue ? "" : $" after {attempts} attempts";
-        await JournalAsync(projectId, jobId, request.StepKey, model.Id, hash, body, body["model"]!.GetValue<string>(), null, error,
-            Math.Min(attempts, settings.MaxAttempts), 0m, watch.Elapsed, CancellationToken.None);
+        await JournalAsync(scope, request.StepKey, model.Id, hash, body, body["model"]!.GetValue<string>(), null, error, attempts, 0m,
+            watch.Elapsed, CancellationToken.None);
+        var tries = retryable ? $" after {attempts} attempts" : string.Empty;
         throw AfnioException.Upstream("model_call_failed", $"The call to model {PrefixedId.Format(PrefixedId.Model, model.Id)} failed{tries}: {error}");
     }
 
-    private async Task<(ResolvedModel Model, JsonObject? Args)> ResolveAsync(Guid projectId, ChatRequest request, CancellationToken ct)
+    /// <summary>A model client of the project, or (for null) the backward model with the project's backward completion args.</summary>
+    private async Task<(ResolvedModel Model, JsonObject? Args)> ResolveAsync(Guid projectId, Guid? modelId, CancellationToken ct)
     {
         await using var db = await contexts.CreateDbContextAsync(ct);
-        var modelId = request.ModelId;
-        JsonObject? args = request.CompletionArgs;
+        JsonObject? args = null;
         if (modelId is null)
         {
             var project = await db.Projects.AsNoTracking().Where(p => p.Id == projectId)
                 .Select(p => new { p.BackwardModelId, p.BackwardCompletionArgs }).SingleAsync(ct);
             modelId = project.BackwardModelId ?? throw AfnioException.Conflict("backward_model_not_set", NoBackwardModel);
-            args = Merge(project.BackwardCompletionArgs is { } stored ? JsonNode.Parse(stored)!.AsObject() : null, args);
+            args = project.BackwardCompletionArgs is { } stored ? JsonNode.Parse(stored)!.AsObject() : null;
         }
 
         var row = await db.Models.AsNoTracking().SingleOrDefaultAsync(m => m.Id == modelId && m.ProjectId == projectId, ct)
@@ -155,33 +156,39 @@ public sealed partial class ModelGateway(
         return delay < cap ? delay : cap;
     }
 
-    private async Task<ChatReply?> ReplayAsync(Guid jobId, string stepKey, string hash, CancellationToken ct)
+    /// <summary>The replies a job already paid for, by step key and request hash (read once per job run).</summary>
+    private async Task<Dictionary<(string StepKey, string Hash), ChatReply>> JournalOfAsync(Guid jobId, CancellationToken ct)
     {
         await using var db = await contexts.CreateDbContextAsync(ct);
-        var earlier = await db.ModelCalls.AsNoTracking()
-            .Where(c => c.JobId == jobId && c.StepKey == stepKey && c.RequestHash == hash && c.Status == ModelCallStatus.Succeeded)
+        var rows = await db.ModelCalls.AsNoTracking()
+            .Where(c => c.JobId == jobId && c.Status == ModelCallStatus.Succeeded)
             .OrderBy(c => c.CreatedAt)
-            .Select(c => new { c.Response, c.Model, c.PromptTokens, c.CachedTokens, c.CompletionTokens, c.ReasoningTokens })
-            .FirstOrDefaultAsync(ct);
-        return earlier is null
-            ? null
-            : new ChatReply(earlier.Response!, earlier.Model,
-                new TokenUsage(earlier.PromptTokens, earlier.CachedTokens, earlier.CompletionTokens, earlier.ReasoningTokens));
+            .Select(c => new { c.StepKey, c.RequestHash, c.Response, c.Model, c.PromptTokens, c.CachedTokens, c.CompletionTokens, c.ReasoningTokens })
+            .ToListAsync(ct);
+        var journal = new Dictionary<(string, string), ChatReply>();
+        foreach (var c in rows)
+        {
+            journal.TryAdd((c.StepKey, c.RequestHash), new ChatReply(c.Response!, c.Model,
+                new TokenUsage(c.PromptTokens, c.CachedTokens, c.CompletionTokens, c.ReasoningTokens)));
+        }
+
+        return journal;
     }
 
     private async Task JournalAsync(
-        Guid projectId, Guid? jobId, string stepKey, Guid modelId, string hash, JsonObject body, string modelName,
+        Scope scope, string stepKey, Guid modelId, string hash, JsonObject body, string modelName,
         AttemptResult.Success? success, string? error, int attempts, decimal cost, TimeSpan latency, CancellationToken ct)
     {
+        // One insert, no shared row to update: concurrent calls of a batch never wait on each other here.
+        // Model, job and project usage are sums over these rows.
         var usage = success?.Usage ?? new TokenUsage(0, 0, 0);
         await using var db = await contexts.CreateDbContextAsync(ct);
-        await using var tx = await db.Database.BeginTransactionAsync(ct);
         db.ModelCalls.Add(new ModelCall
         {
             Id = PrefixedId.NewGuid(),
-            ProjectId = projectId,
+            ProjectId = scope.ProjectId,
             ModelId = modelId,
-            JobId = jobId,
+            JobId = scope.JobId,
             StepKey = stepKey,
             RequestHash = hash,
             Model = modelName.Length > 200 ? modelName[..200] : modelName,
@@ -199,26 +206,33 @@ public sealed partial class ModelGateway(
             CreatedAt = clock.GetUtcNow(),
         });
         await db.SaveChangesAsync(ct);
-        if (success is not null)
-        {
-            await db.Models.Where(m => m.Id == modelId).ExecuteUpdateAsync(s => s
-                .SetProperty(m => m.Calls, m => m.Calls + 1)
-                .SetProperty(m => m.PromptTokens, m => m.PromptTokens + usage.Input)
-                .SetProperty(m => m.CachedTokens, m => m.CachedTokens + usage.CachedInput)
-                .SetProperty(m => m.CompletionTokens, m => m.CompletionTokens + usage.Output)
-                .SetProperty(m => m.ReasoningTokens, m => m.ReasoningTokens + usage.Reasoning)
-                .SetProperty(m => m.CostUsd, m => m.CostUsd + cost), ct);
-        }
-
-        await tx.CommitAsync(ct);
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Model {ModelId}: attempt {Attempt} failed, retrying in {DelayMs:F0} ms: {Error}")]
     private static partial void LogRetry(ILogger logger, Guid modelId, int attempt, double delayMs, string error);
 
+    /// <summary>
+    /// One project's models for one request or one job run. Model clients are resolved (and their keys
+    /// decrypted) once per scope; inside a job the journal is read once, at the first call.
+    /// </summary>
     private sealed class Scope(ModelGateway gateway, Guid projectId, Guid? jobId) : ILanguageModels
     {
+        private readonly ConcurrentDictionary<Guid, Lazy<Task<(ResolvedModel, JsonObject?)>>> _models = new();
+        private readonly Lazy<Task<Dictionary<(string StepKey, string Hash), ChatReply>>>? _journal =
+            jobId is { } job ? new(() => gateway.JournalOfAsync(job, CancellationToken.None)) : null;
+
+        public Guid ProjectId => projectId;
+
+        public Guid? JobId => jobId;
+
         public Task<ChatReply> ChatAsync(ChatRequest request, CancellationToken cancellationToken) =>
-            gateway.ChatAsync(projectId, jobId, request, cancellationToken);
+            gateway.ChatAsync(this, request, cancellationToken);
+
+        public Task<(ResolvedModel Model, JsonObject? Args)> ModelAsync(Guid? modelId, CancellationToken ct) =>
+            _models.GetOrAdd(modelId ?? Guid.Empty, _ => new(() => gateway.ResolveAsync(projectId, modelId, CancellationToken.None))).Value
+                .WaitAsync(ct);
+
+        public async Task<ChatReply?> JournaledAsync(string stepKey, string hash, CancellationToken ct) =>
+            _journal is null ? null : (await _journal.Value.WaitAsync(ct)).GetValueOrDefault((stepKey, hash));
     }
 }

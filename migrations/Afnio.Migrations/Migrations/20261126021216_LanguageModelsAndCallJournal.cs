@@ -54,12 +54,7 @@ namespace Afnio.Migrations.Migrations
                     max_concurrency = table.Column<int>(type: "integer", nullable: false),
                     requests_per_minute = table.Column<int>(type: "integer", nullable: true),
                     created_at = table.Column<DateTimeOffset>(type: "timestamp with time zone", nullable: false),
-                    calls = table.Column<long>(type: "bigint", nullable: false),
-                    prompt_tokens = table.Column<long>(type: "bigint", nullable: false),
-                    cached_tokens = table.Column<long>(type: "bigint", nullable: false),
-                    completion_tokens = table.Column<long>(type: "bigint", nullable: false),
-                    reasoning_tokens = table.Column<long>(type: "bigint", nullable: false),
-                    cost_usd = table.Column<decimal>(type: "numeric(20,10)", precision: 20, scale: 10, nullable: false)
+                    usage_cleared_at = table.Column<DateTimeOffset>(type: "timestamp with time zone", nullable: true)
                 },
                 constraints: table =>
                 {
