@@ -22,5 +22,5 @@ dotnet build bench/Afnio.Bench -c Release -nologo -v quiet -clp:ErrorsOnly
 export AFNIO_BENCH_DATABASE="Host=127.0.0.1;Port=$AFNIO_PG_PORT;Database=afnio;Username=afnio;Password=afnio"
 export AFNIO_BENCH_WORKER_PID=$(cat "$home/worker.pid" 2>/dev/null || echo "")
 dotnet bench/Afnio.Bench/bin/Release/net10.0/Afnio.Bench.dll "http://127.0.0.1:$port" "$(cat "$home/admin-key")" "$@"
-grep -o "Backward job [0-9a-f-]*: [0-9]* nodes.*" "$home/run.log" | tail -12 | sed "s/^/worker log: /" || true
-: grep -o "Backward job [0-9a-f-]*: [0-9]* nodes.*" "$home/run.log" | sort -t: -k2 -n | tail -1 | sed 's/^/worker log: /' || true
+cp "$home/run.log" "${AFNIO_BENCH_LOG:-/tmp/afnio-bench-run.log}"
+grep -o "Backward job [0-9a-f-]*: [0-9]* nodes.*" "$home/run.log" | sort -t: -k2 -n | tail -1 | sed 's/^/worker log: /' || true

@@ -55,6 +55,7 @@ public static class AfnioDataSetup
         services.AddSingleton(provider => provider.GetRequiredService<IOptions<LanguageModels.ModelOptions>>().Value.BuildPriceTable());
         services.AddSingleton<LanguageModels.ModelKeyProtector>();
         services.AddSingleton<LanguageModels.ModelLimits>();
+        services.AddSingleton<LanguageModels.ModelCallJournal>();
         services.AddSingleton<LanguageModels.OpenAiTransport>();
         services.AddSingleton<LanguageModels.ModelGateway>();
     }

@@ -24,6 +24,7 @@ public sealed partial class ModelGateway(
     ModelKeyProtector keys,
     OpenAiTransport transport,
     ModelLimits limits,
+    ModelCallJournal journal,
     PriceTable prices,
     IOptions<ModelOptions> options,
     TimeProvider clock,
@@ -175,15 +176,14 @@ public sealed partial class ModelGateway(
         return journal;
     }
 
-    private async Task JournalAsync(
+    private Task JournalAsync(
         Scope scope, string stepKey, Guid modelId, string hash, JsonObject body, string modelName,
         AttemptResult.Success? success, string? error, int attempts, decimal cost, TimeSpan latency, CancellationToken ct)
     {
-        // One insert, no shared row to update: concurrent calls of a batch never wait on each other here.
-        // Model, job and project usage are sums over these rows.
+        // An insert only, no shared row to update, and group-committed with the other calls finishing now:
+        // concurrent calls of a batch never queue on each other. Model, job and project usage are sums over rows.
         var usage = success?.Usage ?? new TokenUsage(0, 0, 0);
-        await using var db = await contexts.CreateDbContextAsync(ct);
-        db.ModelCalls.Add(new ModelCall
+        return journal.WriteAsync(new ModelCall
         {
             Id = PrefixedId.NewGuid(),
             ProjectId = scope.ProjectId,
@@ -204,8 +204,7 @@ public sealed partial class ModelGateway(
             CostUsd = cost,
             LatencyMs = (int)Math.Min(int.MaxValue, latency.TotalMilliseconds),
             CreatedAt = clock.GetUtcNow(),
-        });
-        await db.SaveChangesAsync(ct);
+        }, ct);
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Model {ModelId}: attempt {Attempt} failed, retrying in {DelayMs:F0} ms: {Error}")]
