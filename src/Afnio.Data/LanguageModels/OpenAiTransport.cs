@@ -161,6 +161,11 @@ public sealed class OpenAiTransport(IOptions<ModelOptions> options)
                     : $"The model refused: {refusal}");
             }
 
+            if (content.Contains('\0', StringComparison.Ordinal))
+            {
+                return new AttemptResult.Permanent("The provider's reply contains a NUL character, which cannot be stored as text.");
+            }
+
             var model = root.TryGetProperty("model", out var m) && m.ValueKind == JsonValueKind.String ? m.GetString()! : requestedModel;
             return new AttemptResult.Success(content, model, Usage(root), body);
         }
