@@ -49,7 +49,16 @@ public static class AfnioDataSetup
     /// </summary>
     private static void AddLanguageModels(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddDataProtection().SetApplicationName("Afnio").PersistKeysToDbContext<AfnioDbContext>();
+        var protection = services.AddDataProtection().SetApplicationName("Afnio").PersistKeysToDbContext<AfnioDbContext>();
+        // With a certificate, the key ring itself is encrypted in the database, so a copy of the database
+        // alone does not reveal provider keys. Every process must be given the same certificate.
+        if (configuration["Afnio:DataProtection:CertificatePath"] is { Length: > 0 } certificatePath)
+        {
+            protection.ProtectKeysWithCertificate(System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadPkcs12FromFile(
+                certificatePath, configuration["Afnio:DataProtection:CertificatePassword"],
+                System.Security.Cryptography.X509Certificates.X509KeyStorageFlags.EphemeralKeySet));
+        }
+
         services.Configure<LanguageModels.ModelOptions>(configuration.GetSection(LanguageModels.ModelOptions.Section));
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton(provider => provider.GetRequiredService<IOptions<LanguageModels.ModelOptions>>().Value.BuildPriceTable());

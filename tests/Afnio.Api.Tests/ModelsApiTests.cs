@@ -125,3 +125,56 @@ public sealed class ModelsApiTests(ModelWorkerApp app) : IClassFixture<ModelWork
         await (await project.Client.GetAsync("/v1/backward_model")).AssertProblemAsync(404, "backward_model_not_set");
     }
 }
+
+/// <summary>The host with a key-encryption certificate for the Data Protection key ring.</summary>
+public sealed class CertificateProtectedApp : ModelWorkerApp
+{
+    private readonly string _certificate = Path.Combine(Path.GetTempPath(), $"afnio-dp-{Guid.NewGuid():N}.pfx");
+
+    public override async Task InitializeAsync()
+    {
+        await base.InitializeAsync();
+        using var rsa = System.Security.Cryptography.RSA.Create(2048);
+        var request = new System.Security.Cryptography.X509Certificates.CertificateRequest(
+            "CN=afnio-data-protection", rsa, System.Security.Cryptography.HashAlgorithmName.SHA256, System.Security.Cryptography.RSASignaturePadding.Pkcs1);
+        using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddYears(1));
+        await File.WriteAllBytesAsync(_certificate, certificate.Export(System.Security.Cryptography.X509Certificates.X509ContentType.Pfx, "pfx-password"));
+    }
+
+    protected override IReadOnlyDictionary<string, string> Settings => new Dictionary<string, string>(base.Settings)
+    {
+        ["Afnio:DataProtection:CertificatePath"] = _certificate,
+        ["Afnio:DataProtection:CertificatePassword"] = "pfx-password",
+    };
+
+    protected override async Task DisposeFixtureAsync()
+    {
+        await base.DisposeFixtureAsync();
+        File.Delete(_certificate);
+    }
+}
+
+[Collection(WorkerHosts.Name)]
+public sealed class KeyRingEncryptionTests(CertificateProtectedApp app) : IClassFixture<CertificateProtectedApp>
+{
+    [Fact]
+    public async Task WithACertificate_TheKeyRingIsEncryptedInTheDatabase_AndKeysStillWork()
+    {
+        var project = await app.CreateProjectAsync();
+        var model = await app.RegisterModelAsync(project);
+        var prompt = await project.VariableAsync("hi", "prompt");
+        app.Fake.Reset();
+
+        await project.CallAsync("chat_completion", new { model_id = model, messages = new[] { new { role = "user", content = new[] { prompt } } } });
+
+        Assert.Equal($"Bearer {ModelWorkerApp.ApiKey}", Assert.Single(app.Fake.Authorizations));
+        await using var db = app.CreateDbContext();
+        var ring = await db.DataProtectionKeys.AsNoTracking().Select(k => k.Xml ?? string.Empty).ToListAsync();
+        Assert.NotEmpty(ring);
+        Assert.All(ring, xml =>
+        {
+            Assert.Contains("EncryptedData", xml, StringComparison.Ordinal);
+            Assert.DoesNotContain("<value>", xml, StringComparison.Ordinal); // a master key in the clear
+        });
+    }
+}
