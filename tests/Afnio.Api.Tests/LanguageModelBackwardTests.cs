@@ -217,6 +217,41 @@ public sealed class LanguageModelBackwardTests : IClassFixture<ModelWorkerApp>
     }
 
     [Fact]
+    public async Task LmJudge_InEvalMode_GivesOnlyThePredictionFeedback_InOneCall()
+    {
+        var project = await _app.CreateProjectAsync();
+        var judge = await _app.RegisterModelAsync(project);
+        await _app.UseBackwardModelAsync(project);
+        var prediction = await project.VariableAsync("Buongiorno", "translation", requiresGrad: true);
+        var instructions = await project.VariableAsync("Is '{prediction}' a good translation of '{target}'? Answer JSON.", "judge instructions", requiresGrad: true);
+        _app.Fake.Default = request => FakeOpenAiServer.MessageText(request, "user").Contains("<VARIABLE>", StringComparison.Ordinal)
+            ? FakeReply.Text("Use the evening greeting.")
+            : FakeReply.Text("{\"score\": 0, \"explanation\": \"It is a morning greeting.\"}");
+
+        var evaluation = await project.OutputsAsync("lm_judge_evaluator", new
+        {
+            model_id = judge,
+            messages = new[] { new { role = "user", content = new[] { instructions } } },
+            prediction,
+            target = "Good night",
+        });
+        var explanation = await project.Client.GetJsonAsync($"/v1/variables/{evaluation[1]}");
+        Assert.Equal("It is a morning greeting.", explanation.GetProperty("data").GetString());
+        Assert.Equal("Evaluation result explanation of translation", explanation.GetProperty("role").GetString());
+        Assert.Equal(0, (await project.Client.GetJsonAsync($"/v1/variables/{evaluation[0]}")).GetProperty("data").GetInt32());
+
+        var job = await project.BackwardAsync(new { variables = new[] { evaluation[0] } });
+        Assert.Equal("succeeded", (await project.WaitForJobAsync(job.GetProperty("id").GetString()!)).GetProperty("status").GetString());
+
+        var grad = Assert.Single((await project.GradListAsync(prediction)).EnumerateArray());
+        Assert.Equal("Use the evening greeting.", grad.GetProperty("data").GetString());
+        Assert.Equal("feedback to translation", grad.GetProperty("role").GetString());
+        Assert.Empty(await project.GradTextsAsync(instructions));
+        Assert.Equal(2, _app.Fake.Requests.Count); // the verdict and one feedback call
+        Assert.Contains("It is a morning greeting.", FakeOpenAiServer.MessageText(_app.Fake.Requests[1], "user"), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task LmJudge_UnreadableVerdicts_Fail502()
     {
         var project = await _app.CreateProjectAsync();

@@ -49,3 +49,41 @@ public sealed class ModelLimitsTests
         (await fifth.WaitAsync(TimeSpan.FromSeconds(5))).Dispose();
     }
 }
+
+public sealed class ModelOptionsTests
+{
+    [Fact]
+    public void PriceOverrides_ReplaceOneModel_AndAddNewOnes_KeepingTheRest()
+    {
+        var table = new ModelOptions
+        {
+            Prices = new()
+            {
+                ["gpt-4o"] = new PriceOverride { Input = 1m, Cached = null, Output = 2m },
+                ["my-local-model"] = new PriceOverride { Input = 0.5m, Output = 0.5m },
+            },
+        }.BuildPriceTable();
+        var usage = new Domain.Pricing.TokenUsage(1_000_000, 200_000, 1_000_000);
+
+        Assert.Equal(0.8m + 2m, table.Cost("gpt-4o", usage)); // cached tokens are free when the cached price is null
+        Assert.Equal(0.4m + 0.5m, table.Cost("my-local-model", usage));
+        Assert.Equal(0.08m + 0.005m + 0.4m, table.Cost("gpt-4.1-nano", usage));
+    }
+
+    [Fact]
+    public void APriceFile_ReplacesTheShippedTable()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"afnio-prices-{Guid.NewGuid():N}.json");
+        File.WriteAllText(path, """{"openai": {"pricing": {"house": {"input": 3.0, "cached": 1.0, "output": 6.0}}, "models": {"house-2026-01-01": "house"}}}""");
+        try
+        {
+            var table = new ModelOptions { PriceFile = path }.BuildPriceTable();
+            Assert.Equal(3m + 6m, table.Cost("house-2026-01-01", new Domain.Pricing.TokenUsage(1_000_000, 0, 1_000_000)));
+            Assert.Equal(0m, table.Cost("gpt-4o", new Domain.Pricing.TokenUsage(1_000_000, 0, 1_000_000)));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+}
