@@ -5673,6 +5673,9 @@ namespace Afnio.Client
         [System.Text.Json.Serialization.JsonPropertyName("finished_at")]
         public long? Finished_at { get; set; }
 
+        [System.Text.Json.Serialization.JsonPropertyName("usage")]
+        public UsageResponse Usage { get; set; }
+
         [System.Text.Json.Serialization.JsonPropertyName("object")]
         [System.ComponentModel.DataAnnotations.Required(AllowEmptyStrings = true)]
         public string Object { get; set; }

@@ -679,6 +679,7 @@ export interface components {
             started_at?: number | null;
             /** Format: int64 */
             finished_at?: number | null;
+            usage?: components["schemas"]["UsageResponse"];
             readonly object: string;
         };
         /** @enum {string} */
