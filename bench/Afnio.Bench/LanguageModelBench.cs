@@ -76,6 +76,7 @@ internal static class LanguageModelBench
         }
 
         Console.WriteLine("job ms: claimed by the worker → finished (jobs table); client ms: POST /v1/backward → job seen succeeded.");
+        Console.WriteLine("last pass, ms after the job was claimed: " + await PhasesAsync());
     }
 
     // sum over i of chat(chat(…chat(p_i))) with `depth` chat nodes per chain: the feedback calls of one
@@ -99,6 +100,29 @@ internal static class LanguageModelBench
         });
         var root = BackwardBench.Id(await BenchProgram.PostAsync(http, "/v1/functions/sum", new { x = outputs }), "outputs");
         return (root, await BackwardBench.VariableAsync(http, "The answers are too vague.", "feedback"));
+    }
+
+    // Where the last pass spent its time: from the job's row, its journaled calls and its committed steps.
+    private static async Task<string> PhasesAsync()
+    {
+        await using var connection = new NpgsqlConnection(Environment.GetEnvironmentVariable("AFNIO_BENCH_DATABASE"));
+        await using var command = new NpgsqlCommand("""
+            WITH j AS (SELECT id, started_at, finished_at FROM jobs WHERE type = 'backward' ORDER BY id DESC LIMIT 1)
+            SELECT EXTRACT(EPOCH FROM (MIN(c.created_at - c.latency_ms * interval '1 millisecond') - j.started_at)) * 1000,
+                   EXTRACT(EPOCH FROM (MAX(c.created_at - c.latency_ms * interval '1 millisecond') - j.started_at)) * 1000,
+                   EXTRACT(EPOCH FROM (MAX(c.created_at) - j.started_at)) * 1000,
+                   (SELECT EXTRACT(EPOCH FROM (MAX(s.created_at) - j.started_at)) * 1000 FROM job_steps s WHERE s.job_id = j.id),
+                   EXTRACT(EPOCH FROM (j.finished_at - j.started_at)) * 1000,
+                   AVG(c.latency_ms)
+            FROM j JOIN model_calls c ON c.job_id = j.id
+            GROUP BY j.id, j.started_at, j.finished_at
+            """, connection);
+        await connection.OpenAsync();
+        await using var reader = await command.ExecuteReaderAsync();
+        await reader.ReadAsync();
+        double At(int i) => Convert.ToDouble(reader.GetValue(i), CultureInfo.InvariantCulture);
+        return string.Create(CultureInfo.InvariantCulture,
+            $"first call sent {At(0):F0}, last call sent {At(1):F0}, last reply journaled {At(2):F0}, last step committed {At(3):F0}, finished {At(4):F0}; mean call {At(5):F0}");
     }
 
     private static async Task<double> JobMillisecondsAsync(string jobId)
