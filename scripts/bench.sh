@@ -8,6 +8,7 @@ home=$(mktemp -d /tmp/afnio-bench.XXXXXX); chmod 755 "$home"
 port=${AFNIO_BENCH_PORT:-18080}
 export AFNIO_HOME=$home AFNIO_PORT=$port AFNIO_PG_PORT=${AFNIO_BENCH_PG_PORT:-55499}
 export Afnio__RateLimit__TokenLimit=1000000 Afnio__RateLimit__TokensPerSecond=1000000
+export Afnio__Models__AllowPrivateAddresses=true  # the fake provider listens on loopback
 export Logging__LogLevel__Default=Warning Logging__LogLevel__Afnio=Information
 ./scripts/run.sh > "$home/run.log" 2>&1 &
 runner=$!

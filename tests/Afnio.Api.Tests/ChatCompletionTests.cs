@@ -142,6 +142,65 @@ public sealed class ChatCompletionTests : IClassFixture<ModelWorkerApp>
         Assert.Empty(_app.Fake.Requests);
     }
 
+    [Theory]
+    [InlineData("""{"role": "user\u0000", "content": ["VAR"]}""", null)]
+    [InlineData("""{"role": "\ud800", "content": ["VAR"]}""", null)]
+    [InlineData("""{"role": "user", "content": ["VAR"]}""", """{"user": "a\u0000"}""")]
+    [InlineData("""{"role": "user", "content": ["VAR"]}""", """{"a\u0000": 1}""")]
+    [InlineData("""{"role": "user", "content": ["VAR"]}""", """{"stop": ["\udc00"]}""")]
+    public async Task UnstorableText_InRolesOrCompletionArgs_IsA400_BeforeAnyCall(string message, string? completionArgs)
+    {
+        var project = await _app.CreateProjectAsync();
+        var model = await _app.RegisterModelAsync(project);
+        var prompt = await project.VariableAsync("hi", "prompt");
+        var body = $$"""{"model_id": "{{model}}", "messages": [{{message.Replace("VAR", prompt, StringComparison.Ordinal)}}]{{(completionArgs is null ? "" : $", \"completion_args\": {completionArgs}")}}}""";
+
+        await (await project.Client.SendRawAsync(HttpMethod.Post, "/v1/functions/chat_completion", body)).AssertProblemAsync(400, "invalid_arguments");
+        await (await project.Client.SendRawAsync(HttpMethod.Post, "/v1/functions/lm_judge_evaluator",
+            body.Replace("\"messages\"", $"\"prediction\": \"{prompt}\", \"messages\"", StringComparison.Ordinal))).AssertProblemAsync(400, "invalid_arguments");
+        Assert.Empty(_app.Fake.Requests);
+    }
+
+    [Theory]
+    [InlineData("retry-after-ms", "1e300")]
+    [InlineData("Retry-After", "Infinity")]
+    [InlineData("Retry-After", "NaN")]
+    [InlineData("Retry-After", "-5")]
+    [InlineData("Retry-After", "soon")]
+    public async Task OddRetryAfterHeaders_AreCappedOrIgnored(string header, string value)
+    {
+        var project = await _app.CreateProjectAsync();
+        var model = await _app.RegisterModelAsync(project);
+        var prompt = await project.VariableAsync("hi", "prompt");
+        _app.Fake.Enqueue(new FakeReply { Status = 429, Body = """{"error":{"message":"slow down"}}""", Headers = new() { [header] = value } },
+            FakeReply.Text("after the wait"));
+
+        var output = await project.OutputAsync("chat_completion", new { model_id = model, messages = new[] { new { role = "user", content = new[] { prompt } } } });
+
+        Assert.Equal("after the wait", (await project.Client.GetJsonAsync($"/v1/variables/{output}")).GetProperty("data").GetString());
+        Assert.Equal(2, _app.Fake.Requests.Count);
+    }
+
+    [Fact]
+    public async Task AFailingItem_StopsTheRestOfTheBatch()
+    {
+        var project = await _app.CreateProjectAsync();
+        var model = await _app.RegisterModelAsync(project, maxConcurrency: 1);
+        var prompt = await project.VariableAsync("{i}", "prompt");
+        _app.Fake.Default = _ => new FakeReply { Status = 400, Body = """{"error":{"message":"context too long"}}""", Delay = TimeSpan.FromMilliseconds(100) };
+
+        await (await project.Client.PostAsJsonAsync("/v1/functions/chat_completion", new
+        {
+            model_id = model,
+            messages = new[] { new { role = "user", content = new[] { prompt } } },
+            inputs = new { i = Enumerable.Range(0, 20).Select(i => $"item {i}").ToArray() },
+        })).AssertProblemAsync(502, "model_call_failed");
+
+        // One at a time: the first item fails, and the others waiting for the slot are cancelled (one more
+        // may take the slot while the failure is being journaled).
+        Assert.InRange(_app.Fake.Requests.Count, 1, 3);
+    }
+
     [Fact]
     public async Task ConcurrencyLimit_HoldsAcrossABatch_AndAcrossConcurrentRequests()
     {

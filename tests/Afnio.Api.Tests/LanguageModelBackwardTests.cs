@@ -251,14 +251,19 @@ public sealed class LanguageModelBackwardTests : IClassFixture<ModelWorkerApp>
         Assert.Contains("It is a morning greeting.", FakeOpenAiServer.MessageText(_app.Fake.Requests[1], "user"), StringComparison.Ordinal);
     }
 
-    [Fact]
-    public async Task LmJudge_UnreadableVerdicts_Fail502()
+    [Theory]
+    [InlineData("I think it is fine.")]
+    [InlineData("""{"score": 1, "explanation": "a\u0000b"}""")]
+    [InlineData("""{"score": 1, "explanation": "\ud800"}""")]
+    [InlineData("""{"score": "\ud800", "explanation": "x"}""")]
+    [InlineData("""{"score": "high", "explanation": "x"}""")]
+    public async Task LmJudge_UnreadableVerdicts_Fail502(string verdict)
     {
         var project = await _app.CreateProjectAsync();
         var judge = await _app.RegisterModelAsync(project);
         var prediction = await project.VariableAsync("Ciao", "translation");
         var instructions = await project.VariableAsync("Judge {prediction}.", "judge instructions");
-        _app.Fake.Default = _ => FakeReply.Text("I think it is fine.");
+        _app.Fake.Default = _ => FakeReply.Text(verdict);
 
         using var response = await project.Client.PostAsJsonAsync("/v1/functions/lm_judge_evaluator", new
         {
@@ -268,6 +273,6 @@ public sealed class LanguageModelBackwardTests : IClassFixture<ModelWorkerApp>
         });
 
         var problem = await response.AssertProblemAsync(502, "judge_reply_invalid");
-        Assert.Contains("I think it is fine.", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.Contains("score", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
     }
 }

@@ -31,6 +31,7 @@ public sealed partial class LanguageModelCrashTests
             ["Afnio__Jobs__LeaseSeconds"] = "3",
             ["Afnio__Jobs__RecoveryIntervalSeconds"] = "1",
             ["Afnio__Jobs__MonitorIntervalMs"] = "100",
+            ["Afnio__Models__AllowPrivateAddresses"] = "true",
         };
         var port = ProcessHost.FreePort();
         await using var api = ProcessHost.Start("src/Afnio.Api", new Dictionary<string, string>(environment)

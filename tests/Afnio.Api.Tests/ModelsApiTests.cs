@@ -82,6 +82,12 @@ public sealed class ModelsApiTests(ModelWorkerApp app) : IClassFixture<ModelWork
     [InlineData("""{"provider": "openai", "api_key": "k", "default_completion_args": {"n": 2}}""", "unsupported_argument", "completion_args.n")]
     [InlineData("""{"provider": "openai", "api_key": "k", "default_completion_args": {"stream": true}}""", "unsupported_argument", "completion_args.stream")]
     [InlineData("""{"provider": 7, "api_key": "k"}""", "invalid_type", "provider")]
+    [InlineData("""{"provider": "openai", "api_key": "k", "default_completion_args": {"model": "a\u0000"}}""", "invalid_default_completion_args", "default_completion_args.model")]
+    [InlineData("""{"provider": "openai", "api_key": "k", "default_completion_args": {"model": "\ud800"}}""", "invalid_default_completion_args", "default_completion_args.model")]
+    [InlineData("""{"provider": "openai", "api_key": "k", "default_completion_args": {"a\u0000": 1}}""", "invalid_default_completion_args", "default_completion_args.a\u0000")]
+    [InlineData("""{"provider": "openai", "api_key": "k", "organization": "a\r\nX-Evil: 1"}""", "invalid_organization", "organization")]
+    [InlineData("""{"provider": "openai", "api_key": "sk-\u00e9t\u00e9"}""", "invalid_api_key", "api_key")]
+    [InlineData("""{"provider": "openai", "api_key": "k\nX-Evil: 1"}""", "invalid_api_key", "api_key")]
     public async Task BadModelRequests_Get400s_AndStoreNothing(string body, string code, string param)
     {
         var project = await app.CreateProjectAsync();
@@ -176,5 +182,53 @@ public sealed class KeyRingEncryptionTests(CertificateProtectedApp app) : IClass
             Assert.Contains("EncryptedData", xml, StringComparison.Ordinal);
             Assert.DoesNotContain("<value>", xml, StringComparison.Ordinal); // a master key in the clear
         });
+    }
+}
+
+/// <summary>The host as a hosted deployment runs it: model clients may not reach private addresses.</summary>
+public sealed class PublicOnlyApp : ModelWorkerApp
+{
+    protected override IReadOnlyDictionary<string, string> Settings => new Dictionary<string, string>(base.Settings)
+    {
+        ["Afnio:Models:AllowPrivateAddresses"] = "false",
+    };
+}
+
+[Collection(WorkerHosts.Name)]
+public sealed class PrivateAddressTests(PublicOnlyApp app) : IClassFixture<PublicOnlyApp>
+{
+    [Theory]
+    [InlineData("http://127.0.0.1:8000/v1")]
+    [InlineData("http://10.0.0.7/v1")]
+    [InlineData("http://169.254.169.254/latest")]
+    [InlineData("http://[::1]:11434/v1")]
+    [InlineData("http://[::ffff:192.168.1.1]/v1")]
+    public async Task PrivateAddresses_AreRefusedWhenTheModelIsCreated(string baseUrl)
+    {
+        var project = await app.CreateProjectAsync();
+        var problem = await (await project.Client.PostAsJsonAsync("/v1/models", new { provider = "openai", base_url = baseUrl }))
+            .AssertProblemAsync(400, "base_url_not_allowed");
+        Assert.Equal("base_url", problem.GetProperty("param").GetString());
+    }
+
+    [Fact]
+    public async Task AHostNameThatResolvesInside_IsRefusedWhenConnecting_WithoutRetries()
+    {
+        var project = await app.CreateProjectAsync();
+        app.Fake.Reset();
+        var model = (await project.Client.PostJsonAsync("/v1/models", new
+        {
+            provider = "openai",
+            base_url = $"http://localhost:{app.Fake.Endpoint.Port}/v1",
+            default_completion_args = new { model = "gpt-4o" },
+        })).GetProperty("id").GetString()!;
+        var prompt = await project.VariableAsync("hi", "prompt");
+
+        var problem = await (await project.Client.PostAsJsonAsync("/v1/functions/chat_completion",
+            new { model_id = model, messages = new[] { new { role = "user", content = new[] { prompt } } } })).AssertProblemAsync(502, "model_call_failed");
+
+        Assert.Contains("not a public address", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("attempts", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.Empty(app.Fake.Requests);
     }
 }

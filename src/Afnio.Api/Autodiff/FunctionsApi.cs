@@ -79,6 +79,8 @@ public static class FunctionsApi
             throw ApiException.BadRequest("invalid_arguments", "The body must be a JSON object of the operation's arguments.");
         }
 
+        // Everything an operation keeps (roles, templates, completion args, saved context) must be storable text.
+        StorableJson.Check(body, "invalid_arguments", "arguments");
         var arguments = JsonObject.Create(body)!;
         var gradEnabled = true;
         if (arguments.Remove("grad_enabled", out var flag) && flag is not null)

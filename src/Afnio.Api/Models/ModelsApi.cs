@@ -43,11 +43,16 @@ public static class ModelsApi
             throw ApiException.BadRequest("unsupported_provider", $"Unsupported provider: {provider}.", "provider");
         }
 
-        var baseUrl = request.BaseUrl is { } url ? CheckBaseUrl(url) : null;
+        var baseUrl = request.BaseUrl is { } url ? CheckBaseUrl(url, options.Value.AllowPrivateAddresses) : null;
         var apiKey = request.ApiKey;
-        if (apiKey is not null && (apiKey.Length is 0 or > 4096 || apiKey.Any(char.IsControl)))
+        if (apiKey is not null && (apiKey.Length is 0 or > 4096 || !IsHeaderSafe(apiKey)))
         {
-            throw ApiException.BadRequest("invalid_api_key", "api_key must be 1 to 4096 printable characters.", "api_key");
+            throw ApiException.BadRequest("invalid_api_key", "api_key must be 1 to 4096 printable ASCII characters.", "api_key");
+        }
+
+        if (request.Organization is { } organization && (organization.Length is 0 or > 256 || !IsHeaderSafe(organization)))
+        {
+            throw ApiException.BadRequest("invalid_organization", "organization must be 1 to 256 printable ASCII characters.", "organization");
         }
 
         if (apiKey is null && baseUrl is null)
@@ -64,7 +69,7 @@ public static class ModelsApi
             BaseUrl = baseUrl,
             ProtectedApiKey = apiKey is null ? null : keys.Protect(apiKey),
             ApiKeyHint = apiKey is { Length: >= 12 } ? apiKey[^4..] : null,
-            Organization = request.Organization is { } org ? StorableText.Check(Limit(org, 256, "organization"), "invalid_organization", "organization") : null,
+            Organization = request.Organization,
             DefaultCompletionArgs = ReadArgs(request.DefaultCompletionArgs, "default_completion_args").ToJsonString(),
             MaxConcurrency = request.MaxConcurrency switch
             {
@@ -198,17 +203,28 @@ public static class ModelsApi
                 ? throw ApiException.NotFound("model", param)
                 : throw ApiException.BadRequest("invalid_id", $"{param} must be a model id (mdl_…); got '{id}'.", param);
 
-    private static string CheckBaseUrl(string url)
+    private static string CheckBaseUrl(string url, bool allowPrivate)
     {
         if (url.Length > 2048 || !Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https")
-            || !string.IsNullOrEmpty(uri.UserInfo))
+            || !string.IsNullOrEmpty(uri.UserInfo) || url.Any(char.IsControl))
         {
             throw ApiException.BadRequest("invalid_base_url",
                 "base_url must be an absolute http(s) URL without credentials, at most 2048 characters (e.g. http://localhost:8000/v1).", "base_url");
         }
 
+        // An address written as such is refused now; a host name is checked each time a connection is made.
+        if (!allowPrivate && System.Net.IPAddress.TryParse(uri.IdnHost, out var address) && !NetworkAddresses.IsPublic(address))
+        {
+            throw ApiException.BadRequest("base_url_not_allowed",
+                $"base_url points at a non-public address ({address}); this server does not allow model clients on private networks " +
+                "(Afnio__Models__AllowPrivateAddresses).", "base_url");
+        }
+
         return url;
     }
+
+    // Keys and organization ids travel as HTTP header values: nothing that could end or split a header.
+    private static bool IsHeaderSafe(string value) => value.All(c => c is >= '!' and <= '~');
 
     private static string Limit(string value, int max, string param) => value.Length <= max
         ? value
@@ -226,6 +242,7 @@ public static class ModelsApi
             throw ApiException.BadRequest("invalid_type", $"{param} must be a JSON object of completion arguments.", param);
         }
 
+        StorableJson.Check(value, "invalid_" + param, param);
         var raw = value.GetRawText();
         if (raw.Length > MaxArgsBytes)
         {

@@ -14,7 +14,7 @@ public static class CompletionArgs
             throw AfnioException.Invalid("unsupported_argument", "n > 1 is not supported for chat completions.", "completion_args.n");
         }
 
-        if (args["stream"] is JsonValue stream && stream.TryGetValue<bool>(out var streaming) && streaming)
+        if (args.ContainsKey("stream"))
         {
             throw AfnioException.Invalid("unsupported_argument", "Streaming is not supported: completions are stored whole.", "completion_args.stream");
         }

@@ -38,6 +38,19 @@ public sealed class ModelCallJournal : IAsyncDisposable
         await _writer;
     }
 
+    private async Task InsertAsync(IEnumerable<ModelCall> rows)
+    {
+        await using var db = await _contexts.CreateDbContextAsync();
+        await using var tx = await db.Database.BeginTransactionAsync();
+        // The rows need not wait for the disk: the log is flushed in order, so they are durable by the
+        // time a step that used their replies commits (synchronously). Only a database crash in between
+        // could lose one, and then that step would pay for its call again.
+        await db.Database.ExecuteSqlRawAsync("SET LOCAL synchronous_commit = off");
+        db.ModelCalls.AddRange(rows);
+        await db.SaveChangesAsync();
+        await tx.CommitAsync();
+    }
+
     private async Task WriteLoopAsync()
     {
         var batch = new List<(ModelCall Row, TaskCompletionSource Done)>();
@@ -51,16 +64,24 @@ public sealed class ModelCallJournal : IAsyncDisposable
 
             try
             {
-                await using var db = await _contexts.CreateDbContextAsync();
-                await using var tx = await db.Database.BeginTransactionAsync();
-                // The rows need not wait for the disk: the log is flushed in order, so they are durable by
-                // the time a step that used their replies commits (synchronously). Only a database crash in
-                // between could lose one, and then that step would pay for its call again.
-                await db.Database.ExecuteSqlRawAsync("SET LOCAL synchronous_commit = off");
-                db.ModelCalls.AddRange(batch.Select(b => b.Row));
-                await db.SaveChangesAsync();
-                await tx.CommitAsync();
+                await InsertAsync(batch.Select(b => b.Row));
                 batch.ForEach(b => b.Done.TrySetResult());
+            }
+            catch (Exception) when (batch.Count > 1)
+            {
+                // One row must not fail the others (a model deleted meanwhile, say): write them one by one.
+                foreach (var (row, done) in batch)
+                {
+                    try
+                    {
+                        await InsertAsync([row]);
+                        done.TrySetResult();
+                    }
+                    catch (Exception e)
+                    {
+                        done.TrySetException(e);
+                    }
+                }
             }
             catch (Exception e)
             {

@@ -191,11 +191,11 @@ public sealed partial class ModelGateway(
             JobId = scope.JobId,
             StepKey = stepKey,
             RequestHash = hash,
-            Model = modelName.Length > 200 ? modelName[..200] : modelName,
+            Model = Storable(modelName, 200),
             Request = body.ToJsonString(),
             Response = success?.Content,
             Status = success is null ? ModelCallStatus.Failed : ModelCallStatus.Succeeded,
-            Error = error,
+            Error = error is null ? null : Storable(error, 4000),
             Attempts = attempts,
             PromptTokens = usage.Input,
             CachedTokens = usage.CachedInput,
@@ -205,6 +205,13 @@ public sealed partial class ModelGateway(
             LatencyMs = (int)Math.Min(int.MaxValue, latency.TotalMilliseconds),
             CreatedAt = clock.GetUtcNow(),
         }, ct);
+    }
+
+    // Provider-controlled text (model names, error messages) goes into the journal: no NUL, bounded.
+    private static string Storable(string text, int max)
+    {
+        var clean = text.Replace('\0', '\uFFFD');
+        return clean.Length > max ? clean[..max] : clean;
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Model {ModelId}: attempt {Attempt} failed, retrying in {DelayMs:F0} ms: {Error}")]

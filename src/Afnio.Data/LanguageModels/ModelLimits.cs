@@ -16,17 +16,28 @@ public sealed class ModelLimits : IDisposable
     public async Task<IDisposable> AcquireAsync(ResolvedModel model, CancellationToken cancellationToken)
     {
         var gate = _gates.GetOrAdd(model.Id, _ => new Lazy<Gate>(() => new Gate(model.MaxConcurrency, model.RequestsPerMinute))).Value;
-        if (gate.PerMinute is { } limiter)
-        {
-            using var permit = await limiter.AcquireAsync(1, cancellationToken);
-            if (!permit.IsAcquired)
-            {
-                throw new InvalidOperationException("The requests-per-minute queue refused a request.");
-            }
-        }
-
+        // The slot first, then the permit: a permit is spent only by a request that is sent right away,
+        // so no window lets more than its limit through.
         await gate.Slots.WaitAsync(cancellationToken);
-        return new Lease(gate.Slots);
+        var lease = new Lease(gate.Slots);
+        try
+        {
+            if (gate.PerMinute is { } limiter)
+            {
+                using var permit = await limiter.AcquireAsync(1, cancellationToken);
+                if (!permit.IsAcquired)
+                {
+                    throw new InvalidOperationException("The requests-per-minute queue refused a request.");
+                }
+            }
+
+            return lease;
+        }
+        catch
+        {
+            lease.Dispose();
+            throw;
+        }
     }
 
     public void Dispose()

@@ -22,6 +22,13 @@ public sealed class ModelOptions
     /// <summary>Concurrent calls per model client when it was registered without <c>max_concurrency</c>.</summary>
     public int DefaultMaxConcurrency { get; set; } = 8;
 
+    /// <summary>
+    /// Whether model clients may reach loopback, private and link-local addresses (a local vLLM or Ollama).
+    /// Off by default: a hosted service must not let a project's <c>base_url</c> reach its internal network.
+    /// Checked when a connection is made, so a DNS name that later points inside is refused too.
+    /// </summary>
+    public bool AllowPrivateAddresses { get; set; }
+
     /// <summary>A JSON file in the shipped <c>model_prices.json</c> format that replaces the built-in table.</summary>
     public string? PriceFile { get; set; }
 

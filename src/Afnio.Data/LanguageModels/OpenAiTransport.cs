@@ -55,13 +55,11 @@ public sealed class OpenAiTransport(IOptions<ModelOptions> options)
         {
             return new AttemptResult.Transient($"The provider did not answer within {options.Value.NetworkTimeoutSeconds} s.", null);
         }
-        catch (ClientResultException e)
+        catch (Exception e) when (e is ClientResultException or HttpRequestException)
         {
-            return new AttemptResult.Transient($"The provider could not be reached: {e.Message}", null);
-        }
-        catch (HttpRequestException e)
-        {
-            return new AttemptResult.Transient($"The provider could not be reached: {e.Message}", null);
+            return Blocked(e) is { } blocked
+                ? new AttemptResult.Permanent(blocked.Message)
+                : new AttemptResult.Transient($"The provider could not be reached: {e.Message}", null);
         }
 
         using (response)
@@ -81,11 +79,41 @@ public sealed class OpenAiTransport(IOptions<ModelOptions> options)
 
     private ChatClient CreateClient(ResolvedModel model)
     {
+        var allowPrivate = options.Value.AllowPrivateAddresses;
+        var handler = new SocketsHttpHandler
+        {
+            AllowAutoRedirect = false,
+            PooledConnectionLifetime = TimeSpan.FromMinutes(5),
+            ConnectCallback = async (context, ct) =>
+            {
+                // Every connection checks the addresses it is about to use (no DNS-rebinding way around it).
+                var addresses = await System.Net.Dns.GetHostAddressesAsync(context.DnsEndPoint.Host, ct);
+                if (!allowPrivate && addresses.Any(a => !Afnio.Data.NetworkAddresses.IsPublic(a)))
+                {
+                    throw new BlockedAddressException(
+                        $"The model's base_url host '{context.DnsEndPoint.Host}' is not a public address, and private addresses are not allowed " +
+                        "(set Afnio__Models__AllowPrivateAddresses=true to reach a model server on your own network).");
+                }
+
+                var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp) { NoDelay = true };
+                try
+                {
+                    await socket.ConnectAsync(addresses, context.DnsEndPoint.Port, ct);
+                    return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
+                }
+                catch
+                {
+                    socket.Dispose();
+                    throw;
+                }
+            },
+        };
         var clientOptions = new OpenAIClientOptions
         {
             NetworkTimeout = TimeSpan.FromSeconds(Math.Max(1, options.Value.NetworkTimeoutSeconds)),
             RetryPolicy = new ClientRetryPolicy(maxRetries: 0),
             OrganizationId = model.Organization,
+            Transport = new HttpClientPipelineTransport(new HttpClient(handler) { Timeout = System.Threading.Timeout.InfiniteTimeSpan }),
         };
         if (model.BaseUrl is { Length: > 0 } baseUrl)
         {
@@ -96,28 +124,44 @@ public sealed class OpenAiTransport(IOptions<ModelOptions> options)
         return new ChatClient("unused", new ApiKeyCredential(model.ApiKey is { Length: > 0 } key ? key : "none"), clientOptions);
     }
 
+    private static BlockedAddressException? Blocked(Exception? e)
+    {
+        for (; e is not null; e = e.InnerException)
+        {
+            if (e is BlockedAddressException blocked)
+            {
+                return blocked;
+            }
+        }
+
+        return null;
+    }
+
     private static bool IsTransient(int status) =>
         status is (int)HttpStatusCode.TooManyRequests or (int)HttpStatusCode.RequestTimeout or (int)HttpStatusCode.Conflict or >= 500;
 
+    // Retry-After (seconds or an HTTP date) or retry-after-ms; anything odd (negative, NaN, huge) is ignored
+    // or capped, since any server a user points base_url at can send it.
     private static TimeSpan? RetryAfter(PipelineResponse response)
     {
+        const double MaxSeconds = 24 * 3600;
         if (response.Headers.TryGetValue("retry-after-ms", out var ms) &&
-            double.TryParse(ms, NumberStyles.Float, CultureInfo.InvariantCulture, out var milliseconds))
+            double.TryParse(ms, NumberStyles.Float, CultureInfo.InvariantCulture, out var milliseconds) && double.IsFinite(milliseconds))
         {
-            return TimeSpan.FromMilliseconds(Math.Max(0, milliseconds));
+            return TimeSpan.FromSeconds(Math.Clamp(milliseconds / 1000, 0, MaxSeconds));
         }
 
         if (response.Headers.TryGetValue("Retry-After", out var value) && value is not null)
         {
             if (double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds))
             {
-                return TimeSpan.FromSeconds(Math.Max(0, seconds));
+                return double.IsFinite(seconds) ? TimeSpan.FromSeconds(Math.Clamp(seconds, 0, MaxSeconds)) : null;
             }
 
             if (DateTimeOffset.TryParse(value, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var at))
             {
-                var wait = at - DateTimeOffset.UtcNow;
-                return wait > TimeSpan.Zero ? wait : TimeSpan.Zero;
+                var wait = (at - DateTimeOffset.UtcNow).TotalSeconds;
+                return TimeSpan.FromSeconds(Math.Clamp(wait, 0, MaxSeconds));
             }
         }
 
@@ -189,6 +233,8 @@ public sealed class OpenAiTransport(IOptions<ModelOptions> options)
             usage.TryGetProperty("completion_tokens_details", out var completion) ? Count(completion, "reasoning_tokens") : 0);
     }
 
+    // Token counts as the provider reports them; anything that is not a non-negative integer counts as 0.
     private static long Count(JsonElement parent, string name) =>
-        parent.ValueKind == JsonValueKind.Object && parent.TryGetProperty(name, out var value) && value.TryGetInt64(out var n) ? n : 0;
+        parent.ValueKind == JsonValueKind.Object && parent.TryGetProperty(name, out var value) &&
+        value.ValueKind == JsonValueKind.Number && value.TryGetInt64(out var n) && n >= 0 ? n : 0;
 }

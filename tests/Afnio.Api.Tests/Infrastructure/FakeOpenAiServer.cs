@@ -101,6 +101,11 @@ public sealed class FakeOpenAiServer : IAsyncDisposable
             }
 
             context.Response.StatusCode = reply.Status;
+            foreach (var (name, value) in reply.Headers ?? [])
+            {
+                context.Response.Headers[name] = value;
+            }
+
             if (reply.RetryAfterSeconds is { } retryAfter)
             {
                 context.Response.Headers.RetryAfter = retryAfter.ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -153,6 +158,9 @@ public sealed record FakeReply
     public string? Body { get; init; }
     public TimeSpan Delay { get; init; }
     public int? RetryAfterSeconds { get; init; }
+
+    /// <summary>Extra response headers, e.g. an odd Retry-After.</summary>
+    public Dictionary<string, string>? Headers { get; init; }
     public int PromptTokens { get; init; } = 10;
     public int CachedTokens { get; init; }
     public int CompletionTokens { get; init; } = 5;

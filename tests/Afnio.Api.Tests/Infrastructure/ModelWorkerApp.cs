@@ -38,6 +38,7 @@ public class ModelWorkerApp : WorkerApp
         ["Afnio:Models:MaxRetryDelaySeconds"] = "1",
         ["Afnio:Models:NetworkTimeoutSeconds"] = "2",
         ["Afnio:Models:MaxAttempts"] = "4",
+        ["Afnio:Models:AllowPrivateAddresses"] = "true", // the fake provider listens on loopback
         ["Logging:LogLevel:Default"] = "Trace",
     };
 

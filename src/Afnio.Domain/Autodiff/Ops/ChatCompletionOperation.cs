@@ -49,8 +49,8 @@ public sealed class ChatCompletionOperation(ILanguageModels models) : IOperation
         var items = Enumerable.Range(0, size ?? 1)
             .Select(i => template.Render(variables, size is null ? null : i, new Dictionary<string, string>()))
             .ToList();
-        var replies = await Task.WhenAll(items.Select((messages, i) => models.ChatAsync(
-            new ChatRequest(template.ModelId, messages, template.CompletionArgsCopy(), $"forward/{i}"), cancellationToken)));
+        var replies = await Concurrent.AllAsync(items.Count, (i, ct) => models.ChatAsync(
+            new ChatRequest(template.ModelId, items[i], template.CompletionArgsCopy(), $"forward/{i}"), ct), cancellationToken);
 
         var data = size is null
             ? VariableData.Of(replies[0].Content)
@@ -160,7 +160,9 @@ internal sealed record ChatTemplate(
                 + string.Join(", ", list.Select(l => $"{l.What} has {l.Length}")) + ".");
         }
 
-        return list[0].Length;
+        return list[0].Length == 0
+            ? throw AfnioException.Invalid("empty_batch", $"The batch is empty: {list[0].What} has no items.")
+            : list[0].Length;
     }
 
     /// <summary>The messages of one call: content texts joined with a newline, placeholders filled.</summary>
@@ -235,11 +237,11 @@ internal sealed record ChatTemplate(
         CancellationToken cancellationToken)
     {
         var seen = new HashSet<string>(StringComparer.Ordinal);
-        var calls = LoadEdges(context.SavedContext).Select(edge =>
-            eligible(edge) && context.EdgeNeedsGradient[edge.Index] && seen.Add(edge.Id)
-                ? AskFeedbackAsync(models, prompt(edge), edge.Role, $"{context.NodeId:N}/grad/{edge.Index}", cancellationToken)
-                : Task.FromResult<GradientValue?>(null));
-        return await Task.WhenAll(calls);
+        var edges = LoadEdges(context.SavedContext).Select(edge => (Edge: edge, Asks: eligible(edge) && context.EdgeNeedsGradient[edge.Index] && seen.Add(edge.Id)))
+            .ToList();
+        return await Concurrent.AllAsync(edges.Count, (i, ct) => edges[i].Asks
+            ? AskFeedbackAsync(models, prompt(edges[i].Edge), edges[i].Edge.Role, $"{context.NodeId:N}/grad/{edges[i].Edge.Index}", ct)
+            : Task.FromResult<GradientValue?>(null), cancellationToken);
     }
 
     /// <summary>One call to the backward model; the reply is the gradient of a variable with <paramref name="variableRole"/>.</summary>

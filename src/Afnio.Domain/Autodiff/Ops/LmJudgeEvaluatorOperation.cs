@@ -107,8 +107,8 @@ public sealed class LmJudgeEvaluatorOperation(ILanguageModels models) : IOperati
             return args.Template.Render(variables, item, values);
         }).ToList();
 
-        var replies = await Task.WhenAll(items.Select((messages, i) => models.ChatAsync(
-            new ChatRequest(args.Template.ModelId, messages, args.Template.CompletionArgsCopy(), $"forward/{i}"), cancellationToken)));
+        var replies = await Concurrent.AllAsync(items.Count, (i, ct) => models.ChatAsync(
+            new ChatRequest(args.Template.ModelId, items[i], args.Template.CompletionArgsCopy(), $"forward/{i}"), ct), cancellationToken);
         var verdicts = replies.Select(r => ParseReply(r.Content)).ToList();
 
         var (score, explanation) = size is null
@@ -220,11 +220,17 @@ public sealed class LmJudgeEvaluatorOperation(ILanguageModels models) : IOperati
     {
         ArgumentNullException.ThrowIfNull(scores);
         var allInts = scores.All(s => s.Kind == ScalarKind.Int);
+        var floatSum = scores.Sum(s => s.AsFloat);
+        if (!double.IsFinite(floatSum) || (allInts && reduction == "sum" && Math.Abs(floatSum) >= long.MaxValue))
+        {
+            throw AfnioException.Upstream("judge_reply_invalid", $"The judge's scores are too large to {reduction}.");
+        }
+
         return reduction switch
         {
             "sum" when allInts => Scalar.FromInt(scores.Sum(s => s.AsInt)),
-            "sum" => Scalar.FromFloat(scores.Sum(s => s.AsFloat)),
-            "mean" => Scalar.FromFloat(scores.Sum(s => s.AsFloat) / scores.Count),
+            "sum" => Scalar.FromFloat(floatSum),
+            "mean" => Scalar.FromFloat(floatSum / scores.Count),
             "min" => scores.Aggregate((best, s) => s.AsFloat < best.AsFloat ? s : best),
             "max" => scores.Aggregate((best, s) => s.AsFloat > best.AsFloat ? s : best),
             _ => throw new ArgumentOutOfRangeException(nameof(reduction), reduction, "Unknown reduction."),
@@ -247,11 +253,18 @@ public sealed class LmJudgeEvaluatorOperation(ILanguageModels models) : IOperati
             var explanation = root.TryGetProperty("explanation", out var e)
                 ? e.ValueKind == JsonValueKind.String ? e.GetString()! : e.ValueKind == JsonValueKind.Null ? string.Empty : e.GetRawText()
                 : string.Empty;
+            // Text that cannot be stored (an escaped NUL) makes the verdict unreadable, like broken JSON.
+            if (explanation.Contains('\0', StringComparison.Ordinal))
+            {
+                return false;
+            }
+
             verdict = new JudgeVerdict(value, explanation);
             return true;
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
+            // InvalidOperationException: a string holding a lone surrogate.
             return false;
         }
     }
