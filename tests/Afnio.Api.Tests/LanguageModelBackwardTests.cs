@@ -251,6 +251,38 @@ public sealed class LanguageModelBackwardTests : IClassFixture<ModelWorkerApp>
         Assert.Contains("It is a morning greeting.", FakeOpenAiServer.MessageText(_app.Fake.Requests[1], "user"), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task LmJudge_EvalModeCanBeAVariable_WhoseEdgeTakesNoGradient()
+    {
+        var project = await _app.CreateProjectAsync();
+        var judge = await _app.RegisterModelAsync(project);
+        await _app.UseBackwardModelAsync(project);
+        var prediction = await project.VariableAsync("Buongiorno", "translation", requiresGrad: true);
+        var instructions = await project.VariableAsync("Judge '{prediction}'. Answer JSON.", "judge instructions", requiresGrad: true);
+        var evalMode = await project.VariableAsync(false, "evaluation mode", requiresGrad: true);
+        _app.Fake.Default = request => FakeOpenAiServer.MessageText(request, "user").Contains("<VARIABLE>", StringComparison.Ordinal)
+            ? FakeReply.Text("Ask about the time of day.")
+            : FakeReply.Text("{\"score\": 0, \"explanation\": \"Wrong greeting.\"}");
+
+        var call = await project.CallAsync("lm_judge_evaluator", new
+        {
+            model_id = judge,
+            messages = new[] { new { role = "user", content = new[] { instructions } } },
+            prediction,
+            eval_mode = evalMode,
+        });
+        Assert.Equal(3, call.GetProperty("node").GetProperty("next_functions").GetArrayLength()); // prediction, instructions, eval_mode
+        var score = call.GetProperty("outputs")[0].GetProperty("id").GetString()!;
+
+        var job = await project.BackwardAsync(new { variables = new[] { score } });
+        Assert.Equal("succeeded", (await project.WaitForJobAsync(job.GetProperty("id").GetString()!)).GetProperty("status").GetString());
+
+        // eval_mode false: the judge's own instructions are criticised, not the prediction.
+        Assert.Equal(["Ask about the time of day."], await project.GradTextsAsync(instructions));
+        Assert.Empty(await project.GradTextsAsync(prediction));
+        Assert.Empty(await project.GradTextsAsync(evalMode));
+    }
+
     [Theory]
     [InlineData("I think it is fine.")]
     [InlineData("""{"score": 1, "explanation": "a\u0000b"}""")]

@@ -30,7 +30,7 @@ public sealed class LmJudgeEvaluatorOperation(ILanguageModels models) : IOperati
     private static readonly string[] Reductions = ["sum", "mean", "min", "max"];
 
     private sealed record Args(
-        ChatTemplate Template, Guid Prediction, Argument? Target, bool EvalMode, string? Reduction, string ReductionPurpose);
+        ChatTemplate Template, Guid Prediction, Argument? Target, Argument EvalMode, string? Reduction, string ReductionPurpose);
 
     /// <inheritdoc />
     public string Name => "lm_judge_evaluator";
@@ -62,6 +62,11 @@ public sealed class LmJudgeEvaluatorOperation(ILanguageModels models) : IOperati
         }
 
         edges.AddRange(template.Edges.Select(e => e.Id));
+        if (args.EvalMode is Argument.Var mode)
+        {
+            edges.Add(mode.Id); // an edge, as every variable argument is; it never takes a gradient
+        }
+
         return new OpCall(edges, args);
     }
 
@@ -122,6 +127,17 @@ public sealed class LmJudgeEvaluatorOperation(ILanguageModels models) : IOperati
         }
 
         edges.AddRange(args.Template.Edges);
+        var evalMode = args.EvalMode switch
+        {
+            Argument.Var mode => Truthy(variables[mode.Id].Data),
+            Argument.Literal literal => literal.Value.ValueKind == JsonValueKind.True,
+            _ => true,
+        };
+        if (args.EvalMode is Argument.Var modeVariable)
+        {
+            edges.Add(new ChatEdge(modeVariable.Id, "eval_mode", "eval_mode"));
+        }
+
         var savedItems = ChatTemplate.SaveItems(items, [.. replies.Select(r => r.Content)]);
         for (var i = 0; i < verdicts.Count; i++)
         {
@@ -133,7 +149,7 @@ public sealed class LmJudgeEvaluatorOperation(ILanguageModels models) : IOperati
 
         var saved = new JsonObject
         {
-            ["eval_mode"] = args.EvalMode,
+            ["eval_mode"] = evalMode,
             ["batched"] = size is not null,
             ["prediction_role"] = prediction.Role,
             ["score"] = score.ToString(),
@@ -167,7 +183,7 @@ public sealed class LmJudgeEvaluatorOperation(ILanguageModels models) : IOperati
         }
 
         var outputRole = $"evaluation of {saved["prediction_role"]!.GetValue<string>()} by a language model acting as a judge";
-        return await ChatTemplate.FeedbackPerVariableAsync(models, context, edge => edge.Kind is not ("prediction" or "target"),
+        return await ChatTemplate.FeedbackPerVariableAsync(models, context, edge => edge.Kind is not ("prediction" or "target" or "eval_mode"),
             edge => FeedbackPrompts.ChatBackward(edge.Role, edge.Text, conversations, batched, outputRole, feedback),
             cancellationToken);
     }
@@ -327,13 +343,35 @@ public sealed class LmJudgeEvaluatorOperation(ILanguageModels models) : IOperati
         throw AfnioException.Invalid("invalid_type", "'target' must be a variable id (var_…), a string or a list of strings.", "target");
     }
 
-    private static bool EvalModeOf(JsonElement arguments) =>
-        !arguments.TryGetProperty("eval_mode", out var value) || value.ValueKind switch
+    // true or false, or a variable holding the flag (afnio's module wraps it in Variable(bool)).
+    private static Argument EvalModeOf(JsonElement arguments)
+    {
+        if (!arguments.TryGetProperty("eval_mode", out var value))
         {
-            JsonValueKind.True => true,
-            JsonValueKind.False => false,
+            return new Argument.Literal(JsonDocument.Parse("true").RootElement.Clone());
+        }
+
+        return value.ValueKind switch
+        {
+            JsonValueKind.True or JsonValueKind.False => new Argument.Literal(value.Clone()),
+            JsonValueKind.String when PrefixedId.TryParse(PrefixedId.Variable, value.GetString(), out var id) => new Argument.Var(id),
             _ => throw AfnioException.Invalid("invalid_type",
-                "'eval_mode' must be true (feedback goes to the prediction) or false (feedback goes to the judge's messages and inputs).", "eval_mode"),
+                "'eval_mode' must be true (feedback goes to the prediction), false (feedback goes to the judge's messages and inputs), " +
+                "or a variable id (var_…) holding one of them.", "eval_mode"),
+        };
+    }
+
+    // Python's bool() of a variable's data: 0, 0.0, "" and an empty list are false. The strings "false"
+    // and "0" are read as false too, since a flag stored as text means that.
+    private static bool Truthy(VariableData data) => data.IsList
+        ? data.Items.Length > 0
+        : data.Scalar.Kind switch
+        {
+            ScalarKind.Bool => data.Scalar.AsBool,
+            ScalarKind.Int => data.Scalar.AsInt != 0,
+            ScalarKind.Float => data.Scalar.AsFloat != 0,
+            ScalarKind.Str => data.Scalar.AsStr.Trim().ToLowerInvariant() is not ("" or "false" or "0"),
+            _ => false,
         };
 
     private static string? ReductionOf(JsonElement arguments)
