@@ -10,83 +10,57 @@ namespace Afnio.Api.Tests;
 /// </summary>
 public sealed class BackwardCrashTests
 {
-    private const string AdminKey = "crash-admin-key-abcdefghijklmnop";
     private const int Width = 1000;
 
     [Fact]
     public async Task AWorkerKilledMidPass_IsResumedByAnotherOne_WithTheUninterruptedResult()
     {
-        var connectionString = await TestDatabase.CreateAsync("afnio_crash");
-        var environment = new Dictionary<string, string>
+        // One node at a time keeps the pass long enough to kill it in the middle.
+        await using var processes = await SeparateProcesses.StartAsync("afnio_crash", new Dictionary<string, string>
         {
-            ["ConnectionStrings__Postgres"] = connectionString,
-            ["Afnio__Housekeeping__Schedule"] = "never",
-            // One node at a time keeps the pass long enough to kill it in the middle.
             ["Afnio__Jobs__BackwardConcurrency"] = "1",
-            ["Afnio__Jobs__LeaseSeconds"] = "3",
-            ["Afnio__Jobs__RecoveryIntervalSeconds"] = "1",
-            ["Afnio__Jobs__MonitorIntervalMs"] = "100",
-        };
-        var port = ProcessHost.FreePort();
-        await using var api = ProcessHost.Start("src/Afnio.Api", new Dictionary<string, string>(environment)
+        });
+        var calm = await processes.CreateProjectAsync("uninterrupted");
+        var crashed = await processes.CreateProjectAsync("crashed");
+        var calmGraph = await BuildAsync(calm);
+        var crashedGraph = await BuildAsync(crashed);
+
+        var reference = await calm.BackwardAsync(new { variables = new[] { calmGraph.Root }, grad_variables = new[] { calmGraph.Feedback } });
+        Assert.Equal("succeeded", reference.GetProperty("status").GetString());
+
+        var job = await crashed.Client.PostJsonAsync("/v1/backward", new { variables = new[] { crashedGraph.Root }, grad_variables = new[] { crashedGraph.Feedback } });
+        var jobId = job.GetProperty("id").GetString()!;
+        Assert.True(PrefixedId.TryParse(PrefixedId.Job, jobId, out var jobGuid));
+        await using var db = TestDatabase.CreateDbContext(processes.ConnectionString);
+        await WaitForStepsAsync(db, jobGuid, 300, processes.Worker);
+        processes.KillWorker();
+        var committedAtKill = await db.JobSteps.CountAsync(s => s.JobId == jobGuid);
+        Assert.InRange(committedAtKill, 300, 2 * Width + 1);
+        Assert.Equal("running", (await crashed.Client.GetJsonAsync($"/v1/jobs/{jobId}")).GetProperty("status").GetString());
+
+        processes.StartWorker();
+        var finished = await crashed.WaitForJobAsync(jobId, 120);
+
+        Assert.True(finished.GetProperty("status").GetString() == "succeeded", $"{finished}\n{processes.Worker.Output}");
+        Assert.Equal(2 * Width + 2, await db.JobSteps.CountAsync(s => s.JobId == jobGuid)); // every node exactly once
+        Assert.Equal(2, await db.Jobs.Where(j => j.Id == jobGuid).Select(j => j.Attempts).SingleAsync());
+        Assert.Equal(reference.GetProperty("result").GetProperty("gradients_appended").GetInt32(),
+            finished.GetProperty("result").GetProperty("gradients_appended").GetInt32());
+
+        // Same gradients, same order, for every leaf; the shared leaf got one per path.
+        var sharedCalm = await calm.GradTextsAsync(calmGraph.Shared);
+        Assert.Equal(Width, sharedCalm.Count);
+        Assert.Equal(sharedCalm, await crashed.GradTextsAsync(crashedGraph.Shared));
+        for (var i = 0; i < Width; i += 37)
         {
-            ["Afnio__AdminKey"] = AdminKey,
-            ["Afnio__Worker__InProcess"] = "false",
-            ["Afnio__RateLimit__TokenLimit"] = "100000",
-            ["Afnio__RateLimit__TokensPerSecond"] = "100000",
-        }, "--urls", $"http://127.0.0.1:{port}");
-        var worker = ProcessHost.Start("src/Afnio.Worker", environment);
-        await using var restarted = new ProcessSlot();
-        try
-        {
-            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(60) };
-            await api.WaitUntilReadyAsync(http);
-            var calm = await ProcessHost.CreateProjectAsync(http, AdminKey, "uninterrupted");
-            var crashed = await ProcessHost.CreateProjectAsync(http, AdminKey, "crashed");
-            var calmGraph = await BuildAsync(calm);
-            var crashedGraph = await BuildAsync(crashed);
-
-            var reference = await calm.BackwardAsync(new { variables = new[] { calmGraph.Root }, grad_variables = new[] { calmGraph.Feedback } });
-            Assert.Equal("succeeded", reference.GetProperty("status").GetString());
-
-            var job = await crashed.Client.PostJsonAsync("/v1/backward", new { variables = new[] { crashedGraph.Root }, grad_variables = new[] { crashedGraph.Feedback } });
-            var jobId = job.GetProperty("id").GetString()!;
-            Assert.True(PrefixedId.TryParse(PrefixedId.Job, jobId, out var jobGuid));
-            await using var db = TestDatabase.CreateDbContext(connectionString);
-            await WaitForStepsAsync(db, jobGuid, 300, worker);
-            worker.Kill();
-            var committedAtKill = await db.JobSteps.CountAsync(s => s.JobId == jobGuid);
-            Assert.InRange(committedAtKill, 300, 2 * Width + 1);
-            Assert.Equal("running", (await crashed.Client.GetJsonAsync($"/v1/jobs/{jobId}")).GetProperty("status").GetString());
-
-            restarted.Process = ProcessHost.Start("src/Afnio.Worker", environment);
-            var finished = await crashed.WaitForJobAsync(jobId, 120);
-
-            Assert.True(finished.GetProperty("status").GetString() == "succeeded", $"{finished}\n{restarted.Process.Output}");
-            Assert.Equal(2 * Width + 2, await db.JobSteps.CountAsync(s => s.JobId == jobGuid)); // every node exactly once
-            Assert.Equal(2, await db.Jobs.Where(j => j.Id == jobGuid).Select(j => j.Attempts).SingleAsync());
-            Assert.Equal(reference.GetProperty("result").GetProperty("gradients_appended").GetInt32(),
-                finished.GetProperty("result").GetProperty("gradients_appended").GetInt32());
-
-            // Same gradients, same order, for every leaf; the shared leaf got one per path.
-            var sharedCalm = await calm.GradTextsAsync(calmGraph.Shared);
-            Assert.Equal(Width, sharedCalm.Count);
-            Assert.Equal(sharedCalm, await crashed.GradTextsAsync(crashedGraph.Shared));
-            for (var i = 0; i < Width; i += 37)
-            {
-                Assert.Equal(await calm.GradTextsAsync(calmGraph.Leaves[i]), await crashed.GradTextsAsync(crashedGraph.Leaves[i]));
-            }
-
-            // No gradient variable was made twice: both projects hold exactly the same number of variables.
-            Assert.Equal(await VariableCountAsync(db, calm), await VariableCountAsync(db, crashed));
-            var started = (await crashed.Client.GetJsonAsync($"/v1/jobs/{jobId}/events")).GetProperty("data").EnumerateArray()
-                .Where(e => e.GetProperty("type").GetString() == "job.started").Select(e => e.GetProperty("data").GetProperty("attempt").GetInt32());
-            Assert.Equal([1, 2], started);
+            Assert.Equal(await calm.GradTextsAsync(calmGraph.Leaves[i]), await crashed.GradTextsAsync(crashedGraph.Leaves[i]));
         }
-        finally
-        {
-            await worker.DisposeAsync();
-        }
+
+        // No gradient variable was made twice: both projects hold exactly the same number of variables.
+        Assert.Equal(await VariableCountAsync(db, calm), await VariableCountAsync(db, crashed));
+        var started = (await crashed.Client.GetJsonAsync($"/v1/jobs/{jobId}/events")).GetProperty("data").EnumerateArray()
+            .Where(e => e.GetProperty("type").GetString() == "job.started").Select(e => e.GetProperty("data").GetProperty("attempt").GetInt32());
+        Assert.Equal([1, 2], started);
     }
 
     private sealed record Graph(string Root, string Feedback, string Shared, IReadOnlyList<string> Leaves);

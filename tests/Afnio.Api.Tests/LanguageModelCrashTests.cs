@@ -13,7 +13,6 @@ namespace Afnio.Api.Tests;
 /// </summary>
 public sealed partial class LanguageModelCrashTests
 {
-    private const string AdminKey = "llm-crash-admin-key-abcdefghijkl";
     private const int Width = 40;
     private const int Concurrency = 4;
 
@@ -22,74 +21,49 @@ public sealed partial class LanguageModelCrashTests
     {
         await using var fake = await FakeOpenAiServer.StartAsync();
         fake.Default = Reply;
-        var connectionString = await TestDatabase.CreateAsync("afnio_llm_crash");
-        var environment = new Dictionary<string, string>
+        await using var processes = await SeparateProcesses.StartAsync("afnio_llm_crash", new Dictionary<string, string>
         {
-            ["ConnectionStrings__Postgres"] = connectionString,
-            ["Afnio__Housekeeping__Schedule"] = "never",
             ["Afnio__Jobs__BackwardConcurrency"] = Concurrency.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["Afnio__Jobs__LeaseSeconds"] = "3",
-            ["Afnio__Jobs__RecoveryIntervalSeconds"] = "1",
-            ["Afnio__Jobs__MonitorIntervalMs"] = "100",
-            ["Afnio__Models__AllowPrivateAddresses"] = "true",
-        };
-        var port = ProcessHost.FreePort();
-        await using var api = ProcessHost.Start("src/Afnio.Api", new Dictionary<string, string>(environment)
+            ["Afnio__Models__AllowPrivateAddresses"] = "true", // the fake provider listens on loopback
+        });
+        var calm = await processes.CreateProjectAsync("uninterrupted");
+        var crashed = await processes.CreateProjectAsync("crashed");
+        var calmGraph = await BuildAsync(calm, fake);
+        var crashedGraph = await BuildAsync(crashed, fake);
+
+        var beforeReference = FeedbackCalls(fake);
+        var reference = await calm.BackwardAsync(new { variables = new[] { calmGraph.Root }, grad_variables = new[] { calmGraph.Feedback } });
+        Assert.True(reference.GetProperty("status").GetString() == "succeeded", $"{reference}\n{processes.Worker.Output}");
+        Assert.Equal(Width, FeedbackCalls(fake) - beforeReference);
+
+        var beforeCrash = FeedbackCalls(fake);
+        var job = await crashed.Client.PostJsonAsync("/v1/backward", new { variables = new[] { crashedGraph.Root }, grad_variables = new[] { crashedGraph.Feedback } });
+        var jobId = job.GetProperty("id").GetString()!;
+        Assert.True(PrefixedId.TryParse(PrefixedId.Job, jobId, out var jobGuid));
+        await using var db = TestDatabase.CreateDbContext(processes.ConnectionString);
+        await WaitForJournalAsync(db, jobGuid, Width / 3, processes.Worker);
+        processes.KillWorker();
+        var journaledAtKill = await db.ModelCalls.CountAsync(c => c.JobId == jobGuid);
+        var calledAtKill = FeedbackCalls(fake) - beforeCrash;
+        Assert.InRange(journaledAtKill, Width / 3, Width - 1);
+
+        processes.StartWorker();
+        var finished = await crashed.WaitForJobAsync(jobId, 120);
+        Assert.True(finished.GetProperty("status").GetString() == "succeeded", $"{finished}\n{processes.Worker.Output}");
+
+        // Every parameter got exactly the feedback of the uninterrupted run, once.
+        for (var i = 0; i < Width; i++)
         {
-            ["Afnio__AdminKey"] = AdminKey,
-            ["Afnio__Worker__InProcess"] = "false",
-            ["Afnio__RateLimit__TokenLimit"] = "100000",
-            ["Afnio__RateLimit__TokensPerSecond"] = "100000",
-        }, "--urls", $"http://127.0.0.1:{port}");
-        var worker = ProcessHost.Start("src/Afnio.Worker", environment);
-        await using var restarted = new ProcessSlot();
-        try
-        {
-            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(60) };
-            await api.WaitUntilReadyAsync(http);
-            var calm = await ProcessHost.CreateProjectAsync(http, AdminKey, "uninterrupted");
-            var crashed = await ProcessHost.CreateProjectAsync(http, AdminKey, "crashed");
-            var calmGraph = await BuildAsync(calm, fake);
-            var crashedGraph = await BuildAsync(crashed, fake);
-
-            var beforeReference = FeedbackCalls(fake);
-            var reference = await calm.BackwardAsync(new { variables = new[] { calmGraph.Root }, grad_variables = new[] { calmGraph.Feedback } });
-            Assert.True(reference.GetProperty("status").GetString() == "succeeded", $"{reference}\n{worker.Output}");
-            Assert.Equal(Width, FeedbackCalls(fake) - beforeReference);
-
-            var beforeCrash = FeedbackCalls(fake);
-            var job = await crashed.Client.PostJsonAsync("/v1/backward", new { variables = new[] { crashedGraph.Root }, grad_variables = new[] { crashedGraph.Feedback } });
-            var jobId = job.GetProperty("id").GetString()!;
-            Assert.True(PrefixedId.TryParse(PrefixedId.Job, jobId, out var jobGuid));
-            await using var db = TestDatabase.CreateDbContext(connectionString);
-            await WaitForJournalAsync(db, jobGuid, Width / 3, worker);
-            worker.Kill();
-            var journaledAtKill = await db.ModelCalls.CountAsync(c => c.JobId == jobGuid);
-            var calledAtKill = FeedbackCalls(fake) - beforeCrash;
-            Assert.InRange(journaledAtKill, Width / 3, Width - 1);
-
-            restarted.Process = ProcessHost.Start("src/Afnio.Worker", environment);
-            var finished = await crashed.WaitForJobAsync(jobId, 120);
-            Assert.True(finished.GetProperty("status").GetString() == "succeeded", $"{finished}\n{restarted.Process.Output}");
-
-            // Every parameter got exactly the feedback of the uninterrupted run, once.
-            for (var i = 0; i < Width; i++)
-            {
-                var expected = await calm.GradTextsAsync(calmGraph.Parameters[i]);
-                Assert.Equal([$"Make p{i} more specific."], expected);
-                Assert.Equal(expected, await crashed.GradTextsAsync(crashedGraph.Parameters[i]));
-            }
-
-            // The journal holds one paid call per parameter; the provider saw at most the calls that were
-            // in flight at the kill a second time.
-            Assert.Equal(Width, await db.ModelCalls.CountAsync(c => c.JobId == jobGuid && c.Status == "succeeded"));
-            var repeated = FeedbackCalls(fake) - beforeCrash - Width;
-            Assert.InRange(repeated, 0, Math.Min(Concurrency, calledAtKill - journaledAtKill));
+            var expected = await calm.GradTextsAsync(calmGraph.Parameters[i]);
+            Assert.Equal([$"Make p{i} more specific."], expected);
+            Assert.Equal(expected, await crashed.GradTextsAsync(crashedGraph.Parameters[i]));
         }
-        finally
-        {
-            await worker.DisposeAsync();
-        }
+
+        // The journal holds one paid call per parameter; the provider saw at most the calls that were
+        // in flight at the kill a second time.
+        Assert.Equal(Width, await db.ModelCalls.CountAsync(c => c.JobId == jobGuid && c.Status == "succeeded"));
+        var repeated = FeedbackCalls(fake) - beforeCrash - Width;
+        Assert.InRange(repeated, 0, Math.Min(Concurrency, calledAtKill - journaledAtKill));
     }
 
     private sealed record Graph(string Root, string Feedback, IReadOnlyList<string> Parameters);

@@ -137,11 +137,3 @@ public sealed class ProcessHost : IAsyncDisposable
         }
     }
 }
-
-/// <summary>Holds a process started later in the test, so it is stopped however the test ends.</summary>
-public sealed class ProcessSlot : IAsyncDisposable
-{
-    public ProcessHost? Process { get; set; }
-
-    public ValueTask DisposeAsync() => Process?.DisposeAsync() ?? ValueTask.CompletedTask;
-}

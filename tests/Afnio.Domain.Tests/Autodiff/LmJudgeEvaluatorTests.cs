@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Afnio.Domain.Autodiff;
+using Afnio.Domain.Autodiff.Evaluation;
 using Afnio.Domain.Autodiff.Ops;
 using Afnio.Domain.Common;
 using Afnio.Domain.Variables;
@@ -47,7 +48,7 @@ public sealed class LmJudgeEvaluatorTests
     [InlineData(", \"target\": [\"a\", 1]", "invalid_type", "target")]
     [InlineData(", \"target\": [\"VAR\"]", "invalid_type", "target")]
     [InlineData(", \"eval_mode\": \"yes\"", "invalid_type", "eval_mode")]
-    [InlineData(", \"reduction\": \"median\"", "invalid_value", "reduction")]
+    [InlineData(", \"reduction\": \"median\"", "unknown_reduction", "reduction")]
     [InlineData(", \"reduction_fn_purpose\": 1", "invalid_type", "reduction_fn_purpose")]
     [InlineData(", \"inputs\": {\"prediction\": \"x\"}", "reserved_input", "inputs.prediction")]
     [InlineData(", \"inputs\": {\"target\": \"x\"}", "reserved_input", "inputs.target")]
@@ -118,7 +119,7 @@ public sealed class LmJudgeEvaluatorTests
     public void BatchResult_ReducesIntScores_AndExplainsWithTheFixedText(string reduction, string score)
     {
         var (data, explanation) = LmJudgeEvaluatorOperation.BatchResult(
-            [Scalar.FromInt(1), Scalar.FromInt(0), Scalar.FromInt(1), Scalar.FromInt(1)], reduction, "summation");
+            [Scalar.FromInt(1), Scalar.FromInt(0), Scalar.FromInt(1), Scalar.FromInt(1)], new Reduction(reduction), "summation");
 
         Assert.Equal(score, data.ToString());
         Assert.Equal("The evaluation function, designed using an LM as the judge, compared the <DATA> fields of the predicted variable "
@@ -129,10 +130,20 @@ public sealed class LmJudgeEvaluatorTests
     [Fact]
     public void BatchResult_SumOfFloats_PrintsAsPython()
     {
-        var (data, explanation) = LmJudgeEvaluatorOperation.BatchResult([Scalar.FromFloat(1), Scalar.FromInt(2)], "sum", "summation");
+        var (data, explanation) = LmJudgeEvaluatorOperation.BatchResult([Scalar.FromFloat(1), Scalar.FromInt(2)], new Reduction("sum"), "summation");
 
         Assert.Equal("3.0", data.ToString());
         Assert.EndsWith("final aggregated score: 3.0.", explanation, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void BatchResult_ScoresTooLargeToSum_AreAnUnreadableVerdict()
+    {
+        var error = Assert.Throws<AfnioException>(() =>
+            LmJudgeEvaluatorOperation.BatchResult([Scalar.FromInt(long.MaxValue), Scalar.FromInt(1)], new Reduction("sum"), "summation"));
+
+        Assert.Equal("judge_reply_invalid", error.Code);
+        Assert.Equal(ErrorKind.Upstream, error.Kind);
     }
 
     [Fact]

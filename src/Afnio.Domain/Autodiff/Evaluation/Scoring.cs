@@ -37,19 +37,34 @@ public sealed record Reduction(string Name)
     /// Reduces the scores as Python would: <c>sum</c>, <c>min</c> and <c>max</c> of ints are ints,
     /// <c>mean</c> is always a float (<c>0.5</c>, <c>1.0</c>).
     /// </summary>
-    public Scalar Reduce(IReadOnlyList<int> scores)
+    public Scalar Reduce(IReadOnlyList<int> scores) => Reduce([.. scores.Select(s => Scalar.FromInt(s))]);
+
+    /// <summary>
+    /// Reduces int or float scores as Python would: a <c>sum</c> of ints is an int, with a float it is a
+    /// float; <c>mean</c> is always a float; <c>min</c> and <c>max</c> keep the chosen score as it is.
+    /// </summary>
+    /// <exception cref="OverflowException">The sum does not fit a 64-bit int or a finite float.</exception>
+    public Scalar Reduce(IReadOnlyList<Scalar> scores)
     {
+        ArgumentNullException.ThrowIfNull(scores);
         if (scores.Count == 0)
         {
             throw new ArgumentException("There are no scores to reduce.", nameof(scores));
         }
 
+        var floatSum = scores.Sum(s => s.AsFloat);
+        if (!double.IsFinite(floatSum))
+        {
+            throw new OverflowException($"The scores are too large to {Name}.");
+        }
+
         return Name switch
         {
-            "sum" => Scalar.FromInt(scores.Sum(s => (long)s)),
-            "mean" => Scalar.FromFloat(scores.Sum(s => (long)s) / (double)scores.Count),
-            "min" => Scalar.FromInt(scores.Min()),
-            "max" => Scalar.FromInt(scores.Max()),
+            "sum" when scores.All(s => s.Kind == ScalarKind.Int) => Scalar.FromInt(scores.Aggregate(0L, (sum, s) => checked(sum + s.AsInt))),
+            "sum" => Scalar.FromFloat(floatSum),
+            "mean" => Scalar.FromFloat(floatSum / scores.Count),
+            "min" => scores.Aggregate((best, s) => s.AsFloat < best.AsFloat ? s : best),
+            "max" => scores.Aggregate((best, s) => s.AsFloat > best.AsFloat ? s : best),
             _ => throw new InvalidOperationException($"Unknown reduction '{Name}'."),
         };
     }

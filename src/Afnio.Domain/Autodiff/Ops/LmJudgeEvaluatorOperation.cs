@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Afnio.Domain.Autodiff.Evaluation;
 using Afnio.Domain.Common;
 using Afnio.Domain.LanguageModels;
 using Afnio.Domain.Variables;
@@ -27,10 +28,9 @@ public sealed class LmJudgeEvaluatorOperation(ILanguageModels models) : IOperati
 {
     private const string DefaultPurpose = "summation";
     private const int QuotedReplyLength = 300;
-    private static readonly string[] Reductions = ["sum", "mean", "min", "max"];
 
     private sealed record Args(
-        ChatTemplate Template, Guid Prediction, Argument? Target, Argument EvalMode, string? Reduction, string ReductionPurpose);
+        ChatTemplate Template, Guid Prediction, Argument? Target, Argument EvalMode, Reduction? Reduction, string ReductionPurpose);
 
     /// <inheritdoc />
     public string Name => "lm_judge_evaluator";
@@ -215,7 +215,7 @@ public sealed class LmJudgeEvaluatorOperation(ILanguageModels models) : IOperati
     /// The batch outputs: the scores reduced (<c>sum</c>, <c>mean</c>, <c>min</c>, <c>max</c>) with the
     /// reference's aggregated explanation, or, without a reduction, the list of scores.
     /// </summary>
-    public static (VariableData Score, string Explanation) BatchResult(IReadOnlyList<Scalar> scores, string? reduction, string purpose)
+    public static (VariableData Score, string Explanation) BatchResult(IReadOnlyList<Scalar> scores, Reduction? reduction, string purpose)
     {
         ArgumentNullException.ThrowIfNull(scores);
         const string Opening = "The evaluation function, designed using an LM as the judge, compared the <DATA> fields of the "
@@ -226,31 +226,18 @@ public sealed class LmJudgeEvaluatorOperation(ILanguageModels models) : IOperati
             return (list, $"{Opening}, generating individual scores for each pair: {list}.");
         }
 
-        var score = Reduce(scores, reduction);
-        return (VariableData.Of(score),
-            $"{Opening}. These scores were then aggregated using the reduction function '{purpose}', resulting in a final aggregated score: {score.ToPythonString()}.");
-    }
-
-    /// <summary>Python's <c>sum</c>, <c>mean</c> (always a float), <c>min</c> or <c>max</c> of the scores.</summary>
-    public static Scalar Reduce(IReadOnlyList<Scalar> scores, string reduction)
-    {
-        ArgumentNullException.ThrowIfNull(scores);
-        var allInts = scores.All(s => s.Kind == ScalarKind.Int);
-        var floatSum = scores.Sum(s => s.AsFloat);
-        if (!double.IsFinite(floatSum) || (allInts && reduction == "sum" && Math.Abs(floatSum) >= long.MaxValue))
+        Scalar score;
+        try
         {
-            throw AfnioException.Upstream("judge_reply_invalid", $"The judge's scores are too large to {reduction}.");
+            score = reduction.Reduce(scores);
+        }
+        catch (OverflowException e)
+        {
+            throw AfnioException.Upstream("judge_reply_invalid", $"The judge's scores cannot be reduced: {e.Message}");
         }
 
-        return reduction switch
-        {
-            "sum" when allInts => Scalar.FromInt(scores.Sum(s => s.AsInt)),
-            "sum" => Scalar.FromFloat(floatSum),
-            "mean" => Scalar.FromFloat(floatSum / scores.Count),
-            "min" => scores.Aggregate((best, s) => s.AsFloat < best.AsFloat ? s : best),
-            "max" => scores.Aggregate((best, s) => s.AsFloat > best.AsFloat ? s : best),
-            _ => throw new ArgumentOutOfRangeException(nameof(reduction), reduction, "Unknown reduction."),
-        };
+        return (VariableData.Of(score),
+            $"{Opening}. These scores were then aggregated using the reduction function '{purpose}', resulting in a final aggregated score: {score.ToPythonString()}.");
     }
 
     private static bool TryReadObject(ReadOnlySpan<byte> utf8, out JudgeVerdict verdict)
@@ -374,21 +361,9 @@ public sealed class LmJudgeEvaluatorOperation(ILanguageModels models) : IOperati
             _ => false,
         };
 
-    private static string? ReductionOf(JsonElement arguments)
-    {
-        if (!arguments.TryGetProperty("reduction", out var value))
-        {
-            return "sum";
-        }
-
-        return value.ValueKind switch
-        {
-            JsonValueKind.Null => null,
-            JsonValueKind.String when Reductions.Contains(value.GetString()) => value.GetString(),
-            _ => throw AfnioException.Invalid("invalid_value",
-                "'reduction' must be \"sum\", \"mean\", \"min\", \"max\" or null (keep every score).", "reduction"),
-        };
-    }
+    // The evaluators' catalogue of reductions; absent means sum, null keeps every score.
+    private static Reduction? ReductionOf(JsonElement arguments) =>
+        arguments.TryGetProperty("reduction", out var value) ? Scoring.ParseReduction(value) : new Reduction("sum");
 
     private static string PurposeOf(JsonElement arguments)
     {
