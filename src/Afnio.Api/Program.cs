@@ -4,6 +4,7 @@ using Afnio.Api.Idempotency;
 using Afnio.Api.Infrastructure;
 using Afnio.Api.Jobs;
 using Afnio.Api.Models;
+using Afnio.Api.Optimizers;
 using Afnio.Api.Projects;
 using Afnio.Api.Variables;
 using Afnio.Data;
@@ -58,6 +59,7 @@ v1.MapBackward();
 v1.MapJobs();
 v1.MapModels();
 v1.MapUsage();
+v1.MapOptimizers();
 
 app.Run();
 

@@ -2,6 +2,7 @@ using Afnio.Data.Graph;
 using Afnio.Data.Idempotency;
 using Afnio.Data.Jobs;
 using Afnio.Data.LanguageModels;
+using Afnio.Data.Optimizers;
 using Afnio.Data.Projects;
 using Afnio.Data.Variables;
 using Microsoft.AspNetCore.DataProtection.EntityFrameworkCore;
@@ -22,6 +23,8 @@ public sealed class AfnioDbContext(DbContextOptions<AfnioDbContext> options) : D
     public DbSet<Node> Nodes => Set<Node>();
     public DbSet<ModelClient> Models => Set<ModelClient>();
     public DbSet<ModelCall> ModelCalls => Set<ModelCall>();
+    public DbSet<Optimizer> Optimizers => Set<Optimizer>();
+    public DbSet<OptimizerParam> OptimizerParams => Set<OptimizerParam>();
 
     /// <summary>The Data Protection key ring, shared by the API and the Worker (both decrypt provider keys).</summary>
     public DbSet<DataProtectionKey> DataProtectionKeys => Set<DataProtectionKey>();

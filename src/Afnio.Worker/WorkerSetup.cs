@@ -4,6 +4,7 @@ using Afnio.Domain.Autodiff;
 using Afnio.Worker.Backward;
 using Afnio.Worker.Housekeeping;
 using Afnio.Worker.Jobs;
+using Afnio.Worker.Optimizers;
 using Hangfire;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -22,7 +23,9 @@ public static class WorkerSetup
         services.Configure<JobOptions>(configuration.GetSection(JobOptions.Section));
         services.AddScoped<JobRecorder>();
         services.AddScoped<IHousekeepingJobs, HousekeepingJobs>();
+        services.AddScoped<JobExecution>();
         services.AddScoped<IBackwardJobs, BackwardJobs>();
+        services.AddScoped<IOptimizerJobs, OptimizerJobs>();
         services.AddHostedService<JobRecovery>();
         services.AddHostedService<FetchWatchdog>();
         services.AddHangfireServer(o =>

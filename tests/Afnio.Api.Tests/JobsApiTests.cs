@@ -132,9 +132,11 @@ public sealed class QueuedJobsTests(AfnioApiFactory app) : IClassFixture<AfnioAp
     {
         var options = new DbContextOptionsBuilder<Data.AfnioDbContext>();
         Data.AfnioDataSetup.ConfigureDbContext(options, app.ConnectionString);
-        return new Worker.Backward.BackwardJobs(new PooledDbContextFactory<Data.AfnioDbContext>(options.Options),
-            app.Services.GetRequiredService<Data.LanguageModels.ModelGateway>(), Options.Create(new Worker.Jobs.JobOptions()), TimeProvider.System,
-            NullLogger<Worker.Backward.BackwardJobs>.Instance);
+        var contexts = new PooledDbContextFactory<Data.AfnioDbContext>(options.Options);
+        var jobOptions = Options.Create(new Worker.Jobs.JobOptions());
+        return new Worker.Backward.BackwardJobs(contexts, app.Services.GetRequiredService<Data.LanguageModels.ModelGateway>(),
+            new Worker.Jobs.JobExecution(contexts, jobOptions, TimeProvider.System, NullLogger<Worker.Jobs.JobExecution>.Instance),
+            jobOptions, TimeProvider.System, NullLogger<Worker.Backward.BackwardJobs>.Instance);
     }
 
     private static Guid JobGuid(string id) =>

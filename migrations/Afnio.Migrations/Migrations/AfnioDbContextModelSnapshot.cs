@@ -200,6 +200,11 @@ namespace Afnio.Migrations.Migrations
                         .HasColumnType("character varying(200)")
                         .HasColumnName("lease_owner");
 
+                    b.Property<string>("LockKey")
+                        .HasMaxLength(128)
+                        .HasColumnType("character varying(128)")
+                        .HasColumnName("lock_key");
+
                     b.Property<int>("ProgressCompleted")
                         .HasColumnType("integer")
                         .HasColumnName("progress_completed");
@@ -234,6 +239,11 @@ namespace Afnio.Migrations.Migrations
 
                     b.HasKey("Id")
                         .HasName("pk_jobs");
+
+                    b.HasIndex("LockKey")
+                        .IsUnique()
+                        .HasDatabaseName("ix_jobs_lock_key_unfinished")
+                        .HasFilter("lock_key IS NOT NULL AND status IN ('queued', 'running', 'cancelling')");
 
                     b.HasIndex("Status")
                         .HasDatabaseName("ix_jobs_status");
@@ -487,6 +497,81 @@ namespace Afnio.Migrations.Migrations
                         .HasDatabaseName("ix_models_project_id_id");
 
                     b.ToTable("models", (string)null);
+                });
+
+            modelBuilder.Entity("Afnio.Data.Optimizers.Optimizer", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("Defaults")
+                        .IsRequired()
+                        .HasColumnType("jsonb")
+                        .HasColumnName("defaults");
+
+                    b.Property<string>("ParamGroups")
+                        .IsRequired()
+                        .HasColumnType("jsonb")
+                        .HasColumnName("param_groups");
+
+                    b.Property<Guid>("ProjectId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("project_id");
+
+                    b.Property<string>("Type")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("type");
+
+                    b.HasKey("Id")
+                        .HasName("pk_optimizers");
+
+                    b.HasIndex("ProjectId", "Id")
+                        .HasDatabaseName("ix_optimizers_project_id_id");
+
+                    b.ToTable("optimizers", (string)null);
+                });
+
+            modelBuilder.Entity("Afnio.Data.Optimizers.OptimizerParam", b =>
+                {
+                    b.Property<Guid>("OptimizerId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("optimizer_id");
+
+                    b.Property<Guid>("VariableId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("variable_id");
+
+                    b.Property<int>("GroupIndex")
+                        .HasColumnType("integer")
+                        .HasColumnName("group_index");
+
+                    b.Property<string>("MomentumBuffer")
+                        .HasColumnType("jsonb")
+                        .HasColumnName("momentum_buffer");
+
+                    b.Property<int>("Position")
+                        .HasColumnType("integer")
+                        .HasColumnName("position");
+
+                    b.HasKey("OptimizerId", "VariableId")
+                        .HasName("pk_optimizer_params");
+
+                    b.HasIndex("VariableId")
+                        .HasDatabaseName("ix_optimizer_params_variable_id");
+
+                    b.HasIndex("OptimizerId", "GroupIndex", "Position")
+                        .IsUnique()
+                        .HasDatabaseName("ix_optimizer_params_optimizer_id_group_index_position");
+
+                    b.ToTable("optimizer_params", (string)null);
                 });
 
             modelBuilder.Entity("Afnio.Data.Projects.ApiKey", b =>
@@ -760,6 +845,33 @@ namespace Afnio.Migrations.Migrations
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired()
                         .HasConstraintName("fk_models_projects_project_id");
+                });
+
+            modelBuilder.Entity("Afnio.Data.Optimizers.Optimizer", b =>
+                {
+                    b.HasOne("Afnio.Data.Projects.Project", null)
+                        .WithMany()
+                        .HasForeignKey("ProjectId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_optimizers_projects_project_id");
+                });
+
+            modelBuilder.Entity("Afnio.Data.Optimizers.OptimizerParam", b =>
+                {
+                    b.HasOne("Afnio.Data.Optimizers.Optimizer", null)
+                        .WithMany()
+                        .HasForeignKey("OptimizerId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_optimizer_params_optimizers_optimizer_id");
+
+                    b.HasOne("Afnio.Data.Variables.Variable", null)
+                        .WithMany()
+                        .HasForeignKey("VariableId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_optimizer_params_variables_variable_id");
                 });
 
             modelBuilder.Entity("Afnio.Data.Projects.ApiKey", b =>

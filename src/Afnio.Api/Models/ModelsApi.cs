@@ -230,7 +230,8 @@ public static class ModelsApi
         ? value
         : throw ApiException.BadRequest("invalid_" + param, $"{param} is at most {max} characters.", param);
 
-    private static JsonObject ReadArgs(JsonElement value, string param)
+    /// <summary>Reads completion args: an object, storable, at most 64 KiB, without arguments the service controls.</summary>
+    public static JsonObject ReadArgs(JsonElement value, string param)
     {
         if (value.ValueKind is JsonValueKind.Undefined or JsonValueKind.Null)
         {

@@ -33,6 +33,12 @@ public sealed class Job : IHasId
     /// <summary>What the job was asked to do (its request, resolved), as JSON.</summary>
     public string? Arguments { get; init; }
 
+    /// <summary>
+    /// Names what the job works on exclusively (for example one optimizer); two unfinished jobs with
+    /// the same key cannot exist, which a unique index enforces.
+    /// </summary>
+    public string? LockKey { get; init; }
+
     /// <summary>The job's result as JSON, written once when it succeeds.</summary>
     public string? Result { get; set; }
 
@@ -62,6 +68,9 @@ public sealed class Job : IHasId
 
 public sealed class JobConfiguration : IEntityTypeConfiguration<Job>
 {
+    /// <summary>The index that keeps two unfinished jobs from sharing a lock key.</summary>
+    public const string LockKeyIndex = "ix_jobs_lock_key_unfinished";
+
     public void Configure(EntityTypeBuilder<Job> builder)
     {
         builder.HasKey(j => j.Id);
@@ -79,6 +88,9 @@ public sealed class JobConfiguration : IEntityTypeConfiguration<Job>
         builder.HasIndex(j => new { j.ProjectId, j.Id });
         builder.HasIndex(j => j.Status);
         builder.HasIndex(j => new { j.ProjectId, j.Type, j.Id });
+        builder.Property(j => j.LockKey).HasMaxLength(128);
+        builder.HasIndex(j => j.LockKey).IsUnique().HasDatabaseName(LockKeyIndex)
+            .HasFilter("lock_key IS NOT NULL AND status IN ('queued', 'running', 'cancelling')");
         builder.HasOne<Project>().WithMany().HasForeignKey(j => j.ProjectId).OnDelete(DeleteBehavior.Cascade);
     }
 }

@@ -1,6 +1,7 @@
 using Afnio.Domain.Common;
 using Hangfire;
 using Microsoft.EntityFrameworkCore;
+using Npgsql;
 
 namespace Afnio.Data.Jobs;
 
@@ -8,27 +9,39 @@ namespace Afnio.Data.Jobs;
 public static class JobScheduling
 {
     /// <summary>Stores a new queued job of the caller's project with its <c>job.created</c> event, then enqueues it.</summary>
+    /// <exception cref="JobLockedException">An unfinished job holds <paramref name="lockKey"/>.</exception>
     public static async Task<Job> CreateAsync(
-        AfnioDbContext db, IBackgroundJobClient hangfire, Guid? projectId, string type, string? arguments, DateTimeOffset now, CancellationToken ct)
+        AfnioDbContext db, IBackgroundJobClient hangfire, Guid? projectId, string type, string? arguments, DateTimeOffset now, CancellationToken ct,
+        string? lockKey = null)
     {
-        var job = await AddAsync(db, projectId, type, arguments, now, ct);
+        var job = await AddAsync(db, projectId, type, arguments, now, ct, lockKey);
         // A crash before this line leaves a queued job without a Hangfire id; the worker's recovery enqueues it.
         await EnqueueAsync(db, hangfire, job, ct);
         return job;
     }
 
     /// <summary>Stores a new queued job with its <c>job.created</c> event, without enqueueing it.</summary>
+    /// <exception cref="JobLockedException">An unfinished job holds <paramref name="lockKey"/>.</exception>
     public static async Task<Job> AddAsync(
-        AfnioDbContext db, Guid? projectId, string type, string? arguments, DateTimeOffset now, CancellationToken ct)
+        AfnioDbContext db, Guid? projectId, string type, string? arguments, DateTimeOffset now, CancellationToken ct, string? lockKey = null)
     {
-        var job = new Job { Id = PrefixedId.NewGuid(), ProjectId = projectId, Type = type, Arguments = arguments, CreatedAt = now };
+        var job = new Job { Id = PrefixedId.NewGuid(), ProjectId = projectId, Type = type, Arguments = arguments, LockKey = lockKey, CreatedAt = now };
         await using (var tx = await db.Database.BeginTransactionAsync(ct))
         {
             // No need to wait for the disk here: EnqueueAsync ends with a synchronous commit, and the
             // log is flushed in order, so once it returns this row is durable too.
             await AsynchronousCommitAsync(db, ct);
             db.Jobs.Add(job);
-            await db.SaveChangesAsync(ct);
+            try
+            {
+                await db.SaveChangesAsync(ct);
+            }
+            catch (DbUpdateException e) when (e.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation, ConstraintName: JobConfiguration.LockKeyIndex })
+            {
+                db.Entry(job).State = EntityState.Detached;
+                throw new JobLockedException(lockKey!, e);
+            }
+
             await db.AppendEventAsync(job.Id, JobEventTypes.Created, new { status = "queued" }, now, ct);
             await tx.CommitAsync(ct);
         }
@@ -53,8 +66,16 @@ public static class JobScheduling
 
     private static string Enqueue(IBackgroundJobClient hangfire, string type, Guid jobId) => type switch
     {
+        OptimizerStepJobArguments.JobType => hangfire.Enqueue<IOptimizerJobs>(AfnioDataSetup.Queues[1], j => j.RunStepAsync(jobId, CancellationToken.None)),
         BackwardJobArguments.JobType => hangfire.Enqueue<IBackwardJobs>(AfnioDataSetup.Queues[1], j => j.RunAsync(jobId, CancellationToken.None)),
         IHousekeepingJobs.JobType => hangfire.Enqueue<IHousekeepingJobs>(AfnioDataSetup.Queues[0], j => j.RunAsync(jobId, CancellationToken.None)),
         _ => throw new InvalidOperationException($"No job method runs jobs of type '{type}'."),
     };
+}
+
+/// <summary>Thrown when a job cannot be created because an unfinished job holds the same lock key.</summary>
+public sealed class JobLockedException(string lockKey, Exception inner)
+    : Exception($"An unfinished job already holds '{lockKey}'.", inner)
+{
+    public string LockKey { get; } = lockKey;
 }

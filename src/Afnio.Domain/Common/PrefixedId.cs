@@ -29,6 +29,9 @@ public static class PrefixedId
     /// <summary>Prefix of model client ids.</summary>
     public const string Model = "mdl";
 
+    /// <summary>Prefix of optimizer ids.</summary>
+    public const string Optimizer = "opt";
+
     /// <summary>A new time-ordered UUID.</summary>
     public static Guid NewGuid() => Guid.CreateVersion7();
 

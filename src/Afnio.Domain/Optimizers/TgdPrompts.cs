@@ -38,6 +38,11 @@ public static class TgdPrompts
         "fitting the role. Respect every constraint you are given. Reply with the complete new value, and nothing else, " +
         "between " + OpenTag + " and " + CloseTag + ".";
 
+    /// <summary>The demand for the new value between the tags, which ends the built-in user prompt.</summary>
+    public const string AnswerInstruction =
+        "Write the improved variable. Reply with its complete new value between " + OpenTag + " and " + CloseTag +
+        ", with nothing else inside the tags.";
+
     /// <summary>The system and user messages of a TGD step for one parameter.</summary>
     public static IReadOnlyList<ChatMessage> Messages(TgdRequest request) =>
         [new ChatMessage("system", SystemPrompt), new ChatMessage("user", UserPrompt(request))];
@@ -49,39 +54,74 @@ public static class TgdPrompts
         var sb = new StringBuilder();
         sb.Append("The variable has this role: <ROLE>").Append(request.Role).Append("</ROLE>\n\n");
         sb.Append("Its current value:\n<VARIABLE>").Append(request.Value).Append("</VARIABLE>\n\n");
-        sb.Append("The feedback it received:\n");
+        sb.Append("The feedback it received:\n").Append(FeedbackBlock(request));
+        if (request.History.Count > 0)
+        {
+            sb.Append('\n').Append(HistoryBlock(request));
+        }
+
+        if (request.Constraints.Count > 0)
+        {
+            sb.Append('\n').Append(ConstraintsBlock(request));
+        }
+
+        sb.Append('\n').Append(AnswerInstruction);
+        return sb.ToString();
+    }
+
+    /// <summary>Every gradient text, each in a numbered <c>&lt;FEEDBACK&gt;</c> element.</summary>
+    public static string FeedbackBlock(TgdRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var sb = new StringBuilder();
         for (var i = 0; i < request.Feedback.Count; i++)
         {
             sb.Append("<FEEDBACK index=\"").Append(i).Append("\">").Append(request.Feedback[i]).Append("</FEEDBACK>\n");
         }
 
-        if (request.History.Count > 0)
-        {
-            sb.Append("\nHere are the past iterations of this variable, oldest first, with the feedback each one received. ")
-              .Append("Do not go back to a value that was criticised, and keep the improvements that lasted:\n");
-            for (var i = 0; i < request.History.Count; i++)
-            {
-                sb.Append("<PAST_ITERATION index=\"").Append(i).Append("\">\n<VALUE>").Append(request.History[i].Value).Append("</VALUE>\n");
-                foreach (var feedback in request.History[i].Feedback)
-                {
-                    sb.Append("<FEEDBACK>").Append(feedback).Append("</FEEDBACK>\n");
-                }
+        return sb.ToString();
+    }
 
-                sb.Append("</PAST_ITERATION>\n");
-            }
+    /// <summary>The momentum window, oldest first, with an instruction; empty without history.</summary>
+    public static string HistoryBlock(TgdRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.History.Count == 0)
+        {
+            return string.Empty;
         }
 
-        if (request.Constraints.Count > 0)
+        var sb = new StringBuilder("Here are the past iterations of this variable, oldest first, with the feedback each one received. ")
+            .Append("Do not go back to a value that was criticised, and keep the improvements that lasted:\n");
+        for (var i = 0; i < request.History.Count; i++)
         {
-            sb.Append("\nThe new value must respect these constraints:\n");
-            foreach (var constraint in request.Constraints)
+            sb.Append("<PAST_ITERATION index=\"").Append(i).Append("\">\n<VALUE>").Append(request.History[i].Value).Append("</VALUE>\n");
+            foreach (var feedback in request.History[i].Feedback)
             {
-                sb.Append("<CONSTRAINT>").Append(constraint).Append("</CONSTRAINT>\n");
+                sb.Append("<FEEDBACK>").Append(feedback).Append("</FEEDBACK>\n");
             }
+
+            sb.Append("</PAST_ITERATION>\n");
         }
 
-        sb.Append("\nWrite the improved variable. Reply with its complete new value between ")
-          .Append(OpenTag).Append(" and ").Append(CloseTag).Append(", with nothing else inside the tags.");
+        return sb.ToString();
+    }
+
+    /// <summary>The constraints, each in a <c>&lt;CONSTRAINT&gt;</c> element, with an instruction; empty without constraints.</summary>
+    public static string ConstraintsBlock(TgdRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.Constraints.Count == 0)
+        {
+            return string.Empty;
+        }
+
+        var sb = new StringBuilder("The new value must respect these constraints:\n");
+        foreach (var constraint in request.Constraints)
+        {
+            sb.Append("<CONSTRAINT>").Append(constraint).Append("</CONSTRAINT>\n");
+        }
+
         return sb.ToString();
     }
 

@@ -27,71 +27,19 @@ public sealed record BackwardResult(int Nodes, int GradientsAppended, IReadOnlyL
 public sealed partial class BackwardJobs(
     IDbContextFactory<AfnioDbContext> contexts,
     ModelGateway models,
+    JobExecution execution,
     IOptions<JobOptions> options,
     TimeProvider clock,
     ILogger<BackwardJobs> log) : IBackwardJobs
 {
-    public async Task RunAsync(Guid jobId, CancellationToken cancellationToken)
-    {
-        var owner = JobRecorder.NewLeaseOwner();
-        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        var recorder = new JobRecorder(db, clock, options);
-        if (await recorder.TryClaimAsync(jobId, owner, cancellationToken) is not { } job)
-        {
-            return;
-        }
+    // A pass that does not finish gives its claim on the graph back; the gradients of the steps it committed stay.
+    public Task RunAsync(Guid jobId, CancellationToken cancellationToken) =>
+        execution.RunAsync(jobId, "backward_failed", "The backward pass failed",
+            (delivery, ct) => RunPassAsync(delivery.Db, delivery.Recorder, delivery.Job, delivery.Owner, delivery.Monitor, ct),
+            db => ReturnGraphAsync(db, jobId), cancellationToken);
 
-        await using var monitor = new JobMonitor(contexts, jobId, owner, job.ProgressCompleted, clock, options.Value, log);
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, monitor.Lost);
-        try
-        {
-            if (job.Status == JobStatus.Cancelling)
-            {
-                await recorder.CancelledAsync(jobId, owner);
-                return;
-            }
-
-            var finished = await RunPassAsync(db, recorder, job, owner, monitor, linked.Token);
-            if (!finished)
-            {
-                await monitor.FlushAsync(CancellationToken.None);
-                await ReturnGraphAsync(db, jobId);
-                await recorder.CancelledAsync(jobId, owner);
-                LogCancelled(log, jobId);
-            }
-        }
-        catch (AfnioException e)
-        {
-            await ReturnGraphAsync(db, jobId);
-            await recorder.FailAsync(jobId, owner, e.Code, e.Message);
-        }
-        catch (Exception e) when (monitor.Lost.IsCancellationRequested || e is StepAlreadyCommittedException)
-        {
-            // Another delivery holds the job now; it finishes the pass.
-            LogHandedOver(log, jobId);
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-            // Shutdown: give the lease up so the requeued delivery resumes at once.
-            await recorder.ReleaseAsync(jobId, owner);
-            throw;
-        }
-        catch (Exception e) when (e is NpgsqlException { IsTransient: true } || e.InnerException is NpgsqlException { IsTransient: true })
-        {
-            // The database blinked: Hangfire retries, and the retry resumes from the committed steps.
-            await recorder.ReleaseAsync(jobId, owner);
-            throw;
-        }
-        catch (Exception e)
-        {
-            LogFailed(log, jobId, e);
-            await ReturnGraphAsync(db, jobId);
-            await recorder.FailAsync(jobId, owner, "backward_failed", $"The backward pass failed: {e.Message}");
-        }
-    }
-
-    /// <summary>Runs the pass; false when it stopped early because a cancel was requested.</summary>
-    private async Task<bool> RunPassAsync(
+    /// <summary>Runs the pass; a cancel request stops it between nodes.</summary>
+    private async Task RunPassAsync(
         AfnioDbContext db, JobRecorder recorder, Job job, string owner, JobMonitor monitor, CancellationToken ct)
     {
         var arguments = JsonSerializer.Deserialize<BackwardJobArguments>(job.Arguments!, JobEventLog.Json)
@@ -114,17 +62,12 @@ public sealed partial class BackwardJobs(
         await recorder.SetTotalAsync(job.Id, owner, plan.Nodes.Count, ct);
         var planned = watch.Elapsed;
 
-        await using var store = new BackwardStepStore(contexts, job.Id, projectId, clock, monitor);
-        try
+        await using (var store = new BackwardStepStore(contexts, job.Id, projectId, clock, monitor))
         {
             // Model calls are journaled under this job: a resumed node reuses the replies it already paid for.
             var operations = OperationRegistry.Standard(models.ForJob(projectId, job.Id));
             await new BackwardEngine(operations).RunAsync(
                 plan, store, completed, Math.Max(1, options.Value.BackwardConcurrency), ct, monitor.CancelRequested);
-        }
-        catch (OperationCanceledException) when (monitor.CancelRequested.IsCancellationRequested && !ct.IsCancellationRequested)
-        {
-            return false;
         }
 
         var ran = watch.Elapsed - planned;
@@ -152,11 +95,8 @@ public sealed partial class BackwardJobs(
         }
 
         LogPass(log, job.Id, plan.Nodes.Count, completed.Count, planned.TotalMilliseconds, ran.TotalMilliseconds, (watch.Elapsed - planned - ran).TotalMilliseconds);
-        return true;
     }
 
-    // A pass that did not finish gives its claim on the graph back, so the graph can be used again;
-    // the gradients of the steps it committed stay.
     private static Task<int> ReturnGraphAsync(AfnioDbContext db, Guid jobId) =>
         db.Nodes.Where(n => n.ReleasedByJobId == jobId && n.SavedContext != null)
             .ExecuteUpdateAsync(s => s.SetProperty(n => n.Released, false).SetProperty(n => n.ReleasedByJobId, (Guid?)null), CancellationToken.None);
@@ -179,13 +119,4 @@ public sealed partial class BackwardJobs(
     [LoggerMessage(Level = LogLevel.Information,
         Message = "Backward job {JobId}: {Nodes} nodes ({Resumed} resumed); planned in {PlanMs:F0} ms, ran in {RunMs:F0} ms, finished in {FinishMs:F0} ms")]
     private static partial void LogPass(ILogger logger, Guid jobId, int nodes, int resumed, double planMs, double runMs, double finishMs);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Backward job {JobId} cancelled between steps")]
-    private static partial void LogCancelled(ILogger logger, Guid jobId);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Backward job {JobId} is held by another delivery; this one stops")]
-    private static partial void LogHandedOver(ILogger logger, Guid jobId);
-
-    [LoggerMessage(Level = LogLevel.Error, Message = "Backward job {JobId} failed")]
-    private static partial void LogFailed(ILogger logger, Guid jobId, Exception exception);
 }

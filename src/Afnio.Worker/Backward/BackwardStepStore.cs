@@ -19,10 +19,6 @@ public sealed record StoredStep(IReadOnlyList<StoredGradient?> Edges, IReadOnlyL
 /// <summary>One gradient appended by a step: to which variable, and the gradient variable made for it.</summary>
 public sealed record StoredAppend(Guid VariableId, Guid GradientId);
 
-/// <summary>Thrown when a step was already committed by another delivery of the same job.</summary>
-public sealed class StepAlreadyCommittedException(Guid nodeId, Exception inner)
-    : Exception($"A step of a batch starting with {nodeId:N} was committed by another delivery.", inner);
-
 /// <summary>
 /// Commits each backward node's result together with its done mark: the gradient variables it
 /// creates, their places in gradient lists, and the step row. Results that arrive while a commit
@@ -134,7 +130,7 @@ public sealed class BackwardStepStore : INodeResultSink, IAsyncDisposable
         }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
         {
-            throw new StepAlreadyCommittedException(results[0].NodeId, e);
+            throw new StepAlreadyCommittedException($"batch starting with {results[0].NodeId:N}", e);
         }
 
         if (gradientRows.Count > 0)

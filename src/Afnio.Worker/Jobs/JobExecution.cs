@@ -1,0 +1,108 @@
+using Afnio.Data;
+using Afnio.Data.Jobs;
+using Afnio.Domain.Common;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace Afnio.Worker.Jobs;
+
+/// <summary>What a job's body works with during one delivery.</summary>
+/// <param name="Db">A context for the body's own reads and writes.</param>
+/// <param name="Recorder">Moves the job through its states.</param>
+/// <param name="Job">The job as claimed.</param>
+/// <param name="Owner">This delivery's lease owner.</param>
+/// <param name="Monitor">Renews the lease, counts progress, notices cancel requests.</param>
+public sealed record JobDelivery(AfnioDbContext Db, JobRecorder Recorder, Job Job, string Owner, JobMonitor Monitor);
+
+/// <summary>Thrown when a step of a job was already committed by another delivery of the same job.</summary>
+public sealed class StepAlreadyCommittedException(string stepKey, Exception inner)
+    : Exception($"The step {stepKey} was committed by another delivery.", inner);
+
+/// <summary>
+/// Runs one delivery of a durable job: claims its lease (a second delivery of a job someone else
+/// holds is a no-op), keeps it alive with a <see cref="JobMonitor"/>, and records how the body ended.
+/// The body commits its own steps; on a later delivery it resumes from them.
+/// <list type="bullet">
+/// <item><description>A cancel request stops the body between steps: the job ends <c>cancelled</c>.</description></item>
+/// <item><description>An <see cref="AfnioException"/> fails the job with its code and message.</description></item>
+/// <item><description>A lost lease, or a step another delivery committed, stops quietly: the other delivery finishes.</description></item>
+/// <item><description>Shutdown and transient database errors give the lease up and rethrow, so Hangfire retries and the retry resumes.</description></item>
+/// <item><description>Anything else fails the job with <c>failureCode</c>.</description></item>
+/// </list>
+/// </summary>
+public sealed partial class JobExecution(
+    IDbContextFactory<AfnioDbContext> contexts, IOptions<JobOptions> options, TimeProvider clock, ILogger<JobExecution> log)
+{
+    /// <summary>Runs <paramref name="body"/> for job <paramref name="jobId"/>; <paramref name="release"/> runs whenever the job ends without succeeding.</summary>
+    public async Task RunAsync(
+        Guid jobId, string failureCode, string failureMessage, Func<JobDelivery, CancellationToken, Task> body,
+        Func<AfnioDbContext, Task>? release, CancellationToken cancellationToken)
+    {
+        var owner = JobRecorder.NewLeaseOwner();
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var recorder = new JobRecorder(db, clock, options);
+        if (await recorder.TryClaimAsync(jobId, owner, cancellationToken) is not { } job)
+        {
+            return;
+        }
+
+        await using var monitor = new JobMonitor(contexts, jobId, owner, job.ProgressCompleted, clock, options.Value, log);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, monitor.Lost);
+        var releaseAsync = release ?? (_ => Task.CompletedTask);
+        try
+        {
+            if (job.Status == JobStatus.Cancelling)
+            {
+                await releaseAsync(db);
+                await recorder.CancelledAsync(jobId, owner);
+                return;
+            }
+
+            await body(new JobDelivery(db, recorder, job, owner, monitor), linked.Token);
+        }
+        catch (OperationCanceledException) when (monitor.CancelRequested.IsCancellationRequested
+            && !cancellationToken.IsCancellationRequested && !monitor.Lost.IsCancellationRequested)
+        {
+            await monitor.FlushAsync(CancellationToken.None);
+            await releaseAsync(db);
+            await recorder.CancelledAsync(jobId, owner);
+            LogCancelled(log, job.Type, jobId);
+        }
+        catch (AfnioException e)
+        {
+            await releaseAsync(db);
+            await recorder.FailAsync(jobId, owner, e.Code, e.Message);
+        }
+        catch (Exception e) when (monitor.Lost.IsCancellationRequested || e is StepAlreadyCommittedException)
+        {
+            LogHandedOver(log, job.Type, jobId);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            await recorder.ReleaseAsync(jobId, owner);
+            throw;
+        }
+        catch (Exception e) when (e is NpgsqlException { IsTransient: true } || e.InnerException is NpgsqlException { IsTransient: true })
+        {
+            await recorder.ReleaseAsync(jobId, owner);
+            throw;
+        }
+        catch (Exception e)
+        {
+            LogFailed(log, job.Type, jobId, e);
+            await releaseAsync(db);
+            await recorder.FailAsync(jobId, owner, failureCode, $"{failureMessage}: {e.Message}");
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Job {JobId} ({Type}) cancelled between steps")]
+    private static partial void LogCancelled(ILogger logger, string type, Guid jobId);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Job {JobId} ({Type}) is held by another delivery; this one stops")]
+    private static partial void LogHandedOver(ILogger logger, string type, Guid jobId);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Job {JobId} ({Type}) failed")]
+    private static partial void LogFailed(ILogger logger, string type, Guid jobId, Exception exception);
+}

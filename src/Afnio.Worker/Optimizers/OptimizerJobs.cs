@@ -1,0 +1,224 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Afnio.Data;
+using Afnio.Data.Jobs;
+using Afnio.Data.LanguageModels;
+using Afnio.Data.Optimizers;
+using Afnio.Data.Variables;
+using Afnio.Domain.Common;
+using Afnio.Domain.LanguageModels;
+using Afnio.Domain.Optimizers;
+using Afnio.Domain.Variables;
+using Afnio.Worker.Jobs;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+
+namespace Afnio.Worker.Optimizers;
+
+/// <summary>How one parameter's update ended, as the job's result and its step rows show it.</summary>
+/// <param name="ParameterId">The parameter (<c>var_…</c>).</param>
+/// <param name="Status"><c>updated</c>, or <c>kept</c> when it keeps its value (see <paramref name="Reason"/>).</param>
+/// <param name="Attempts">Optimizer-model calls made for it.</param>
+/// <param name="Reason">Why it kept its value.</param>
+/// <param name="SnapshotId">The variable holding its value before the update, when momentum keeps one.</param>
+public sealed record ParameterOutcome(string ParameterId, string Status, int Attempts, string? Reason, string? SnapshotId)
+{
+    public const string Updated = "updated";
+    public const string Kept = "kept";
+}
+
+/// <summary>What a finished step reports.</summary>
+public sealed record OptimizerStepResult(
+    string Message, string OptimizerId, int Updated, int Kept, int WithoutGradients, IReadOnlyList<ParameterOutcome> Parameters);
+
+/// <summary>
+/// Runs TGD steps as durable jobs. Every parameter with gradients is rewritten by one optimizer-model
+/// call (more if a reply lacks the tags), concurrently within the model client's limits. Each
+/// parameter commits alone: its new value, its momentum snapshot, its state entry and its step row
+/// in one transaction. A resumed step skips the parameters already committed, and the call journal
+/// answers calls already paid for.
+/// </summary>
+public sealed partial class OptimizerJobs(
+    IDbContextFactory<AfnioDbContext> contexts,
+    ModelGateway models,
+    JobExecution execution,
+    TimeProvider clock,
+    ILogger<OptimizerJobs> log) : IOptimizerJobs
+{
+    public const string ParameterUpdatedEvent = "optimizer.parameter_updated";
+    public const string ParameterKeptEvent = "optimizer.parameter_kept";
+    public const string StepSucceeded = "Optimizer step executed successfully.";
+
+    public Task RunStepAsync(Guid jobId, CancellationToken cancellationToken) =>
+        execution.RunAsync(jobId, "optimizer_step_failed", "The optimizer step failed", StepAsync, null, cancellationToken);
+
+    private async Task StepAsync(JobDelivery delivery, CancellationToken ct)
+    {
+        var (db, job) = (delivery.Db, delivery.Job);
+        var arguments = JsonSerializer.Deserialize<OptimizerStepJobArguments>(job.Arguments!, JobEventLog.Json)
+            ?? throw new InvalidOperationException("The job has no arguments.");
+        var projectId = job.ProjectId!.Value;
+        var optimizer = await db.Optimizers.AsNoTracking().SingleOrDefaultAsync(o => o.Id == arguments.OptimizerId, ct)
+            ?? throw AfnioException.NotFound("optimizer_not_found", "The optimizer was deleted before its step ran.");
+        var groups = TgdGroupSettings.ListFromJson(optimizer.ParamGroups);
+        var committed = await CommittedAsync(db, job.Id, ct);
+        await delivery.Recorder.SetTotalAsync(job.Id, delivery.Owner, arguments.Parameters.Count, ct);
+
+        var pending = arguments.Parameters.Where(p => !committed.ContainsKey(p.VariableId)).ToList();
+        var languageModels = models.ForJob(projectId, job.Id);
+        await Concurrent.AllAsync(pending.Count, async (i, token) =>
+        {
+            var outcome = await UpdateAsync(languageModels, projectId, job.Id, optimizer.Id, pending[i], groups[pending[i].GroupIndex], delivery.Monitor, token);
+            delivery.Monitor.StepCompleted();
+            return outcome;
+        }, ct);
+
+        var outcomes = await CommittedAsync(db, job.Id, ct);
+        var ordered = arguments.Parameters.Select(p => outcomes[p.VariableId]).ToList();
+        var result = new OptimizerStepResult(StepSucceeded, PrefixedId.Format(PrefixedId.Optimizer, optimizer.Id),
+            ordered.Count(o => o.Status == ParameterOutcome.Updated), ordered.Count(o => o.Status == ParameterOutcome.Kept),
+            arguments.ParametersWithoutGradients, ordered);
+        await delivery.Recorder.SucceedAsync(job.Id, delivery.Owner, result, ct);
+        LogStep(log, job.Id, result.Updated, result.Kept, arguments.Parameters.Count - pending.Count);
+    }
+
+    /// <summary>Rewrites one parameter and commits the outcome.</summary>
+    private async Task<ParameterOutcome> UpdateAsync(
+        ILanguageModels languageModels, Guid projectId, Guid jobId, Guid optimizerId, StepParameter parameter, TgdGroupSettings settings,
+        JobMonitor monitor, CancellationToken ct)
+    {
+        // A cancel request lets the parameters whose calls are out finish, and starts no more.
+        monitor.CancelRequested.ThrowIfCancellationRequested();
+        var input = await LoadAsync(projectId, optimizerId, parameter, settings, ct);
+        TgdOutcome outcome;
+        if (input.Refusal is { } refusal)
+        {
+            outcome = new TgdOutcome(null, 0, refusal);
+        }
+        else
+        {
+            var messages = TgdConversation.Build(input.Request!, input.CustomMessages, input.Inputs);
+            outcome = await TgdRewrite.RunAsync(languageModels, ModelId(settings), settings.CompletionArgs, messages,
+                parameter.VariableId.ToString("N"), ct);
+        }
+
+        return await CommitAsync(projectId, jobId, optimizerId, parameter, settings, input, outcome, ct);
+    }
+
+    private async Task<ParameterOutcome> CommitAsync(
+        Guid projectId, Guid jobId, Guid optimizerId, StepParameter parameter, TgdGroupSettings settings, ParameterInput input,
+        TgdOutcome outcome, CancellationToken ct)
+    {
+        var now = clock.GetUtcNow();
+        var parameterId = PrefixedId.Format(PrefixedId.Variable, parameter.VariableId);
+        await using var db = await contexts.CreateDbContextAsync(ct);
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        string? snapshotId = null;
+        if (outcome.NewValue is { } value)
+        {
+            var current = input.Variable!;
+            await db.Variables.Where(v => v.Id == parameter.VariableId)
+                .ExecuteUpdateAsync(s => s.SetProperty(v => v.Data, VariableData.Of(value).ToJson()).SetProperty(v => v.DataKind, "str"), ct);
+            if (settings.Momentum > 0)
+            {
+                // The snapshot is a Parameter copy of the value before the update, as afnio's momentum keeps it.
+                var snapshot = Variable.Create(projectId, current.GetData(), current.Role, current.RequiresGrad, isParameter: true, now);
+                db.Variables.Add(snapshot);
+                await db.SaveChangesAsync(ct);
+                snapshotId = PrefixedId.Format(PrefixedId.Variable, snapshot.Id);
+                var window = MomentumWindow.Push(input.Window,
+                    new MomentumEntry(snapshotId, [.. parameter.GradientIds.Select(g => PrefixedId.Format(PrefixedId.Variable, g))]), settings.Momentum);
+                await db.OptimizerParams.Where(p => p.OptimizerId == optimizerId && p.VariableId == parameter.VariableId)
+                    .ExecuteUpdateAsync(s => s.SetProperty(p => p.MomentumBuffer, MomentumEntry.ListToJson(window)), ct);
+            }
+        }
+
+        var result = outcome.NewValue is null
+            ? new ParameterOutcome(parameterId, ParameterOutcome.Kept, outcome.Attempts, outcome.Reason, null)
+            : new ParameterOutcome(parameterId, ParameterOutcome.Updated, outcome.Attempts, null, snapshotId);
+        var json = JsonSerializer.Serialize(result, JobEventLog.Json);
+        try
+        {
+            await db.Database.ExecuteSqlAsync($"""
+                INSERT INTO job_steps (job_id, step_key, result, created_at) VALUES ({jobId}, {parameter.VariableId.ToString("N")}, {json}::jsonb, {now})
+                """, ct);
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
+        {
+            throw new StepAlreadyCommittedException(parameterId, e);
+        }
+
+        await db.AppendEventAsync(jobId, result.Status == ParameterOutcome.Updated ? ParameterUpdatedEvent : ParameterKeptEvent, result, now, ct);
+        await tx.CommitAsync(ct);
+        return result;
+    }
+
+    /// <summary>What the optimizer model is told about a parameter, read when its update starts.</summary>
+    private async Task<ParameterInput> LoadAsync(
+        Guid projectId, Guid optimizerId, StepParameter parameter, TgdGroupSettings settings, CancellationToken ct)
+    {
+        await using var db = await contexts.CreateDbContextAsync(ct);
+        var variable = await db.Variables.AsNoTracking().SingleOrDefaultAsync(v => v.Id == parameter.VariableId && v.ProjectId == projectId, ct);
+        var window = MomentumEntry.ListFromJson(await db.OptimizerParams.AsNoTracking()
+            .Where(p => p.OptimizerId == optimizerId && p.VariableId == parameter.VariableId).Select(p => p.MomentumBuffer).SingleOrDefaultAsync(ct));
+        if (variable is null)
+        {
+            return new ParameterInput(null, window, null, null, NoInputs, "The parameter was deleted before the step reached it.");
+        }
+
+        if (variable.DataKind != "str")
+        {
+            return new ParameterInput(variable, window, null, null, NoInputs,
+                $"The parameter holds {variable.DataKind} data; TGD rewrites text only, so it keeps its value.");
+        }
+
+        // Every variable the prompt reads, in one query: gradients, the momentum window, custom messages, inputs, constraints.
+        var referenced = parameter.GradientIds
+            .Concat(window.SelectMany(e => e.GradientIds.Prepend(e.SnapshotId)).Select(Parse))
+            .Concat((settings.Messages ?? []).SelectMany(m => m.Content).Select(Parse))
+            .Concat(settings.Inputs.Values.Concat(settings.Constraints).Where(IsVariableId).Select(Parse))
+            .Distinct().ToList();
+        var texts = await db.Variables.AsNoTracking().Where(v => v.ProjectId == projectId && referenced.Contains(v.Id))
+            .Select(v => new { v.Id, v.Data, v.DataKind }).ToDictionaryAsync(v => v.Id, v => VariableData.FromStored(v.DataKind, v.Data).ToString(), ct);
+
+        var feedback = parameter.GradientIds.Where(texts.ContainsKey).Select(g => texts[g]).ToList();
+        if (feedback.Count == 0)
+        {
+            return new ParameterInput(variable, window, null, null, NoInputs, "Its gradients were deleted before the step reached it.");
+        }
+
+        var history = window.Where(e => texts.ContainsKey(Parse(e.SnapshotId)))
+            .Select(e => new PastIteration(texts[Parse(e.SnapshotId)], [.. e.GradientIds.Select(Parse).Where(texts.ContainsKey).Select(g => texts[g])]))
+            .ToList();
+        var request = new TgdRequest(variable.Role, variable.GetData().ToString(), feedback, history,
+            [.. settings.Constraints.Select(c => IsVariableId(c) ? texts.GetValueOrDefault(Parse(c)) : c).OfType<string>()]);
+        var custom = settings.Messages?.Select(m => new ChatMessage(m.Role,
+            string.Join("\n", m.Content.Select(Parse).Select(id => texts.GetValueOrDefault(id, string.Empty))))).ToList();
+        var inputs = settings.Inputs.ToDictionary(kv => kv.Key, kv => IsVariableId(kv.Value) ? texts.GetValueOrDefault(Parse(kv.Value), string.Empty) : kv.Value);
+        return new ParameterInput(variable, window, request, custom, inputs, null);
+    }
+
+    private static async Task<Dictionary<Guid, ParameterOutcome>> CommittedAsync(AfnioDbContext db, Guid jobId, CancellationToken ct) =>
+        (await db.JobSteps.AsNoTracking().Where(s => s.JobId == jobId).ToListAsync(ct))
+            .ToDictionary(s => Guid.ParseExact(s.StepKey, "N"),
+                s => JsonSerializer.Deserialize<ParameterOutcome>(s.Result, JobEventLog.Json) ?? throw new InvalidOperationException("Empty step result."));
+
+    private static Guid ModelId(TgdGroupSettings settings) =>
+        PrefixedId.TryParse(PrefixedId.Model, settings.ModelId, out var id) ? id : throw new InvalidOperationException("A stored model id is malformed.");
+
+    private static readonly Dictionary<string, string> NoInputs = [];
+
+    private static bool IsVariableId(string text) => PrefixedId.TryParse(PrefixedId.Variable, text, out _);
+
+    private static Guid Parse(string variableId) =>
+        PrefixedId.TryParse(PrefixedId.Variable, variableId, out var id) ? id : throw new InvalidOperationException($"A stored variable id is malformed: {variableId}.");
+
+    /// <summary>A parameter as the step found it; <paramref name="Refusal"/> says why it keeps its value without a call.</summary>
+    private sealed record ParameterInput(
+        Variable? Variable, IReadOnlyList<MomentumEntry> Window, TgdRequest? Request, IReadOnlyList<ChatMessage>? CustomMessages,
+        IReadOnlyDictionary<string, string> Inputs, string? Refusal);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Optimizer step {JobId}: {Updated} updated, {Kept} kept, {Resumed} resumed")]
+    private static partial void LogStep(ILogger logger, Guid jobId, int updated, int kept, int resumed);
+}
