@@ -138,6 +138,12 @@ public sealed record StateDictGroup : OptimizerSettingsRequest
 /// </summary>
 public sealed record StateDictRequest
 {
+    /// <summary>Ignored: present so a state dict read with <c>GET</c> loads as it is.</summary>
+    public string? Object { get; init; }
+
+    /// <summary>Ignored: the optimizer the state dict was read from, which may be another one.</summary>
+    public string? OptimizerId { get; init; }
+
     public IReadOnlyDictionary<string, StateDictParamState>? State { get; init; }
 
     public IReadOnlyList<StateDictGroup>? ParamGroups { get; init; }

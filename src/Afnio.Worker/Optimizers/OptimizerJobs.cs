@@ -120,18 +120,20 @@ public sealed partial class OptimizerJobs(
             var current = input.Variable!;
             await db.Variables.Where(v => v.Id == parameter.VariableId)
                 .ExecuteUpdateAsync(s => s.SetProperty(v => v.Data, VariableData.Of(value).ToJson()).SetProperty(v => v.DataKind, "str"), ct);
+            // The snapshot is a Parameter copy of the value before the update, as afnio's momentum keeps it; momentum 0 keeps none.
+            IReadOnlyList<MomentumEntry> window = [];
             if (settings.Momentum > 0)
             {
-                // The snapshot is a Parameter copy of the value before the update, as afnio's momentum keeps it.
                 var snapshot = Variable.Create(projectId, current.GetData(), current.Role, current.RequiresGrad, isParameter: true, now);
                 db.Variables.Add(snapshot);
                 await db.SaveChangesAsync(ct);
                 snapshotId = PrefixedId.Format(PrefixedId.Variable, snapshot.Id);
-                var window = MomentumWindow.Push(input.Window,
+                window = MomentumWindow.Push(input.Window,
                     new MomentumEntry(snapshotId, [.. parameter.GradientIds.Select(g => PrefixedId.Format(PrefixedId.Variable, g))]), settings.Momentum);
-                await db.OptimizerParams.Where(p => p.OptimizerId == optimizerId && p.VariableId == parameter.VariableId)
-                    .ExecuteUpdateAsync(s => s.SetProperty(p => p.MomentumBuffer, MomentumEntry.ListToJson(window)), ct);
             }
+
+            await db.OptimizerParams.Where(p => p.OptimizerId == optimizerId && p.VariableId == parameter.VariableId)
+                .ExecuteUpdateAsync(s => s.SetProperty(p => p.MomentumBuffer, MomentumEntry.ListToJson(window)), ct);
         }
 
         var result = outcome.NewValue is null
