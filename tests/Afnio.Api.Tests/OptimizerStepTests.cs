@@ -122,6 +122,42 @@ public sealed partial class OptimizerStepTests : IClassFixture<ModelWorkerApp>
     }
 
     [Fact]
+    public async Task StateDict_RoundTripsThroughGetPutGet_AndTheLoadedHistoryDrivesTheNextStep()
+    {
+        var project = await _app.CreateProjectAsync();
+        var model = await _app.RegisterModelAsync(project);
+        var trained = await ParameterAsync(project, "v");
+        await GradientAsync(project, trained, "Give it more emphasis");
+        var source = await CreateAsync(project, new { type = "tgd", @params = new[] { trained }, model_id = model, momentum = 3, constraints = new[] { "Be brief." } });
+        await StepAsync(project, source);
+        await StepAsync(project, source);
+        var saved = await project.Client.GetJsonAsync($"/v1/optimizers/{source}/state_dict");
+        Assert.Equal(2, saved.GetProperty("state").GetProperty("0").GetProperty("momentum_buffer").GetArrayLength());
+
+        var fresh = await ParameterAsync(project, "w");
+        await GradientAsync(project, fresh, "Give it more emphasis");
+        var target = await CreateAsync(project, new { type = "tgd", @params = new[] { fresh }, model_id = model });
+        var loaded = await project.Client.PutJsonAsync($"/v1/optimizers/{target}/state_dict", saved);
+        var again = await project.Client.GetJsonAsync($"/v1/optimizers/{target}/state_dict");
+
+        Assert.Equal(Without(saved, "optimizer_id"), Without(again, "optimizer_id"));
+        Assert.Equal(3, loaded.GetProperty("param_groups")[0].GetProperty("momentum").GetInt32());
+        Assert.Equal(fresh, loaded.GetProperty("state")[0].GetProperty("param_id").GetString());
+
+        // The loaded window is the target's own now: its next step shows the source's past values and pushes onto them.
+        _app.Fake.Reset();
+        _app.Fake.Default = Optimizer;
+        await StepAsync(project, target);
+        var prompt = FakeOpenAiServer.MessageText(Assert.Single(TgdRequests()), "user");
+        Assert.Contains("<VALUE>v</VALUE>", prompt, StringComparison.Ordinal);
+        Assert.Contains("<VALUE>v!</VALUE>", prompt, StringComparison.Ordinal);
+        Assert.Contains("<CONSTRAINT>Be brief.</CONSTRAINT>", prompt, StringComparison.Ordinal);
+        Assert.Equal("w!", await DataAsync(project, fresh));
+        var state = (await project.Client.GetJsonAsync($"/v1/optimizers/{target}/state_dict")).GetProperty("state").GetProperty("0");
+        Assert.Equal(3, state.GetProperty("momentum_buffer").GetArrayLength());
+    }
+
+    [Fact]
     public async Task Constraints_TextAndVariables_ReachThePrompt()
     {
         var project = await _app.CreateProjectAsync();
@@ -351,6 +387,9 @@ public sealed partial class OptimizerStepTests : IClassFixture<ModelWorkerApp>
         var system when system.Contains("UPPERCASE", StringComparison.Ordinal) => FakeReply.Text("HELLO"),
         _ => FakeReply.Text("hello"),
     };
+
+    private static string Without(JsonElement element, string property) =>
+        JsonSerializer.Serialize(element.EnumerateObject().Where(p => p.Name != property).ToDictionary(p => p.Name, p => p.Value));
 
     private static string Value(string prompt) => VariableText().Match(prompt) is { Success: true } m ? m.Groups[1].Value : prompt;
 

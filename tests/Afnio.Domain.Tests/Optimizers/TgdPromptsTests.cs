@@ -1,3 +1,4 @@
+using Afnio.Domain.LanguageModels;
 using Afnio.Domain.Optimizers;
 
 namespace Afnio.Domain.Tests.Optimizers;
@@ -68,5 +69,54 @@ public sealed class TgdPromptsTests
         Assert.Empty(MomentumWindow.Push(window, 11, 0));
         Assert.Equal([1], MomentumWindow.Push([], 1, 5));
         Assert.Throws<ArgumentOutOfRangeException>(() => MomentumWindow.Push(window, 1, -1));
+    }
+
+    [Fact]
+    public void Conversation_WithoutCustomMessages_IsTheBuiltInPrompts()
+    {
+        var request = new TgdRequest("r", "v", ["f"], [], []);
+
+        Assert.Equal(TgdPrompts.Messages(request), TgdConversation.Build(request, null, new Dictionary<string, string>()));
+    }
+
+    [Fact]
+    public void Conversation_CustomMessagesWithoutReservedNames_AreFollowedByTheBuiltInUserPrompt()
+    {
+        var request = new TgdRequest("role", "value", ["make it shorter"], [], []);
+
+        var messages = TgdConversation.Build(request,
+            [new ChatMessage("system", "You edit prompts for {product}."), new ChatMessage("user", "Example: {{json}} stays")],
+            new Dictionary<string, string> { ["product"] = "a help desk" });
+
+        Assert.Equal(
+            [new ChatMessage("system", "You edit prompts for a help desk."), new ChatMessage("user", "Example: {json} stays"),
+             new ChatMessage("user", TgdPrompts.UserPrompt(request))],
+            messages);
+    }
+
+    [Fact]
+    public void Conversation_CustomMessagesWithReservedNames_AreTheWholeConversation()
+    {
+        var request = new TgdRequest("role", "value", ["a", "b"], [new PastIteration("old", ["bad"])], ["short"]);
+
+        var messages = TgdConversation.Build(request,
+            [new ChatMessage("user", "{variable_role}|{variable_value}|{feedback}|{past_iterations}|{constraints}")],
+            new Dictionary<string, string>());
+
+        var only = Assert.Single(messages);
+        Assert.Equal(
+            $"role|value|{TgdPrompts.FeedbackBlock(request)}|{TgdPrompts.HistoryBlock(request)}|{TgdPrompts.ConstraintsBlock(request)}",
+            only.Content);
+        Assert.Contains("<FEEDBACK index=\"1\">b</FEEDBACK>", only.Content, StringComparison.Ordinal);
+        Assert.Contains("<VALUE>old</VALUE>", only.Content, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Conversation_APlaceholderWithoutAValue_IsAMissingInputError()
+    {
+        var error = Assert.Throws<Common.AfnioException>(() => TgdConversation.Build(
+            new TgdRequest("r", "v", ["f"], [], []), [new ChatMessage("system", "Hi {nobody}")], new Dictionary<string, string>()));
+
+        Assert.Equal("missing_input", error.Code);
     }
 }
