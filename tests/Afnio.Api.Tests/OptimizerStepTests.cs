@@ -167,7 +167,9 @@ public sealed partial class OptimizerStepTests : IClassFixture<ModelWorkerApp>
         var rule = await project.VariableAsync("Keep it under 50 words.", "optimizer constraint");
         var optimizer = await CreateAsync(project, new
         {
-            type = "tgd", @params = new[] { parameter }, model_id = model,
+            type = "tgd",
+            @params = new[] { parameter },
+            model_id = model,
             constraints = new[] { "Do not use curly braces.", rule },
         });
         using (var patch = await project.Client.PatchAsJsonAsync($"/v1/variables/{rule}", new { data = "Keep it under 40 words." }))
@@ -228,7 +230,9 @@ public sealed partial class OptimizerStepTests : IClassFixture<ModelWorkerApp>
         var example = await project.VariableAsync("Example: 'hi' became <IMPROVED_VARIABLE>HI</IMPROVED_VARIABLE>", "in-context example");
         var optimizer = await CreateAsync(project, new
         {
-            type = "tgd", @params = new[] { parameter }, model_id = model,
+            type = "tgd",
+            @params = new[] { parameter },
+            model_id = model,
             messages = new object[] { new { role = "system", content = new[] { instruction } }, new { role = "user", content = new[] { example } } },
             inputs = new { product = "a help desk" },
         });
@@ -247,7 +251,9 @@ public sealed partial class OptimizerStepTests : IClassFixture<ModelWorkerApp>
         var template = await project.VariableAsync("Rewrite <VARIABLE>{variable_value}</VARIABLE> ({variable_role}) per:\n{feedback}{constraints}", "optimizer user prompt");
         var own = await CreateAsync(project, new
         {
-            type = "tgd", @params = new[] { parameter }, model_id = model,
+            type = "tgd",
+            @params = new[] { parameter },
+            model_id = model,
             messages = new[] { new { role = "user", content = new[] { template } } },
             constraints = new[] { "Be brief." },
         });
@@ -271,7 +277,9 @@ public sealed partial class OptimizerStepTests : IClassFixture<ModelWorkerApp>
         await GradientAsync(project, second, "Use only capital letters");
         var optimizer = await CreateAsync(project, new
         {
-            type = "tgd", model_id = model, completion_args = new { model = "gpt-4.1-mini", temperature = 0 },
+            type = "tgd",
+            model_id = model,
+            completion_args = new { model = "gpt-4.1-mini", temperature = 0 },
             param_groups = new object[]
             {
                 new { @params = new[] { first, idle } },
