@@ -258,6 +258,107 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/optimizers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["listOptimizers"];
+        put?: never;
+        /** @description Creates a TGD optimizer over parameters or parameter groups, as afnio's TGD(params, model_client, …). */
+        post: operations["createOptimizer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/optimizers/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["retrieveOptimizer"];
+        put?: never;
+        post?: never;
+        delete: operations["deleteOptimizer"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/optimizers/{id}/param_groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Adds a parameter group; what it leaves out comes from the defaults. */
+        post: operations["addOptimizerParamGroup"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/optimizers/{id}/clear_grad": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Empties the gradient list of every parameter of every group. */
+        post: operations["clearOptimizerGrad"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/optimizers/{id}/state_dict": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["retrieveOptimizerStateDict"];
+        /** @description Loads a state dict into the optimizer on the server: group settings and every parameter's momentum window. */
+        put: operations["loadOptimizerStateDict"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/optimizers/{id}/step": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Rewrites every parameter that has gradients, as a job. Gradients are not cleared. */
+        post: operations["stepOptimizer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/projects": {
         parameters: {
             query?: never;
@@ -508,6 +609,15 @@ export interface components {
         CastVariableRequest: {
             dtype: components["schemas"]["CastType"];
         };
+        /** @description What `clear_grad` did. */
+        ClearGradResponse: {
+            message: string;
+            /** Format: int32 */
+            parameters: number;
+            /** Format: int32 */
+            gradients_removed: number;
+            readonly object: string;
+        };
         CompletionTokensDetails: {
             /** Format: int64 */
             reasoning_tokens: number;
@@ -557,6 +667,35 @@ export interface components {
              * @description Requests started per minute, per process; none by default.
              */
             requests_per_minute?: number | null;
+        };
+        /** @description Creates an optimizer, as afnio's `TGD(params, model_client, …)`. */
+        CreateOptimizerRequest: {
+            /** @description The optimizer model client (`mdl_…`). Required in the defaults. */
+            model_id?: string | null;
+            /**
+             * @description Custom messages replacing the built-in TGD prompts. Their `{name}` placeholders are filled from
+             *     `inputs` and from the reserved names `variable_role`, `variable_value`, `feedback`,
+             *     `past_iterations` and `constraints`. Messages that use no reserved name are followed by the
+             *     built-in user prompt for the parameter. Leave out (or null) for the built-in prompts.
+             */
+            messages?: components["schemas"]["OptimizerMessage"][] | null;
+            /** @description Placeholder values of custom messages: text, or a variable id (`var_…`) read at each step. */
+            inputs?: unknown;
+            /** @description Rules every new value must respect: text, or variable ids read at each step. */
+            constraints?: string[] | null;
+            /**
+             * Format: int32
+             * @description How many past iterations (value and feedback) each parameter keeps and shows the optimizer model; 0 keeps none.
+             */
+            momentum?: number | null;
+            /** @description Provider arguments of every optimizer call (e.g. `{"model": "gpt-4.1", "temperature": 0}`). */
+            completion_args?: unknown;
+            /** @description Only `tgd` (Textual Gradient Descent). */
+            type?: string | null;
+            /** @description The parameters, in one group. Give either this or `param_groups`. */
+            params?: string[] | null;
+            /** @description Parameter groups with their own settings. */
+            param_groups?: components["schemas"]["ParamGroupRequest"][] | null;
         };
         /** @description Creates a project. */
         CreateProjectRequest: {
@@ -727,6 +866,11 @@ export interface components {
             usage: components["schemas"]["UsageResponse"];
             readonly object: string;
         };
+        /** @description One past iteration: a variable holding the value before a step, and the gradients it had then. */
+        MomentumEntryResponse: {
+            snapshot_id: string;
+            gradient_ids: string[];
+        };
         /** @description One entry of `next_functions`: where a gradient goes, or null for an input that takes none. */
         NodeEdgeResponse: {
             /** @description The receiving node, or null. */
@@ -757,6 +901,98 @@ export interface components {
              */
             created_at: number;
             readonly object: string;
+        };
+        /** @description The list envelope: `{object: "list", data, first_id, last_id, has_more}`. */
+        OptimizerList: {
+            data: components["schemas"]["OptimizerResponse"][];
+            first_id?: string | null;
+            last_id?: string | null;
+            has_more: boolean;
+            readonly object: string;
+        };
+        /** @description A custom optimizer message: a chat role and the variables whose texts, joined by a newline, make its content. */
+        OptimizerMessage: {
+            /** @description The chat role: `system`, `user`, `assistant`, … */
+            role?: string | null;
+            /** @description Variable ids (`var_…`). */
+            content?: string[] | null;
+        };
+        OptimizerMessageResponse: {
+            role: string;
+            content: string[];
+        };
+        /** @description An optimizer: defaults, parameter groups and the state of every parameter stepped so far. */
+        OptimizerResponse: {
+            id: string;
+            type: string;
+            defaults: components["schemas"]["OptimizerSettings"];
+            param_groups: components["schemas"]["ParamGroupResponse"][];
+            state: components["schemas"]["ParamStateResponse"][];
+            /** Format: int64 */
+            created_at: number;
+            readonly object: string;
+        };
+        /** @description TGD settings, as stored and applied. */
+        OptimizerSettings: {
+            model_id: string;
+            messages?: components["schemas"]["OptimizerMessageResponse"][] | null;
+            inputs: {
+                [key: string]: components["schemas"]["JsonNode"];
+            };
+            constraints: string[];
+            /** Format: int32 */
+            momentum: number;
+            completion_args: {
+                [key: string]: components["schemas"]["JsonNode"];
+            };
+        };
+        /** @description A parameter group: parameters and the settings that differ from the defaults. */
+        ParamGroupRequest: {
+            /** @description The optimizer model client (`mdl_…`). Required in the defaults. */
+            model_id?: string | null;
+            /**
+             * @description Custom messages replacing the built-in TGD prompts. Their `{name}` placeholders are filled from
+             *     `inputs` and from the reserved names `variable_role`, `variable_value`, `feedback`,
+             *     `past_iterations` and `constraints`. Messages that use no reserved name are followed by the
+             *     built-in user prompt for the parameter. Leave out (or null) for the built-in prompts.
+             */
+            messages?: components["schemas"]["OptimizerMessage"][] | null;
+            /** @description Placeholder values of custom messages: text, or a variable id (`var_…`) read at each step. */
+            inputs?: unknown;
+            /** @description Rules every new value must respect: text, or variable ids read at each step. */
+            constraints?: string[] | null;
+            /**
+             * Format: int32
+             * @description How many past iterations (value and feedback) each parameter keeps and shows the optimizer model; 0 keeps none.
+             */
+            momentum?: number | null;
+            /** @description Provider arguments of every optimizer call (e.g. `{"model": "gpt-4.1", "temperature": 0}`). */
+            completion_args?: unknown;
+            /** @description Parameter ids (`var_…`): leaf variables created with `is_parameter: true`. */
+            params?: string[] | null;
+        };
+        /** @description A parameter group with every setting filled in. */
+        ParamGroupResponse: {
+            params: string[];
+            model_id: string;
+            messages?: components["schemas"]["OptimizerMessageResponse"][] | null;
+            inputs: {
+                [key: string]: components["schemas"]["JsonNode"];
+            };
+            constraints: string[];
+            /** Format: int32 */
+            momentum: number;
+            completion_args: {
+                [key: string]: components["schemas"]["JsonNode"];
+            };
+        };
+        ParamStateDict: {
+            momentum_buffer: components["schemas"]["MomentumEntryResponse"][];
+        };
+        /** @description A parameter's state: its momentum window, oldest first. */
+        ParamStateResponse: {
+            param_id: string;
+            momentum_buffer: components["schemas"]["MomentumEntryResponse"][];
         };
         ProblemDetails: {
             type?: string | null;
@@ -795,6 +1031,81 @@ export interface components {
             model_id?: string | null;
             /** @description Completion arguments of every backward call (e.g. `{"model": "gpt-4o", "temperature": 0}`). */
             completion_args?: unknown;
+        };
+        /** @description A parameter group in a state dict: settings, and parameters as indices numbered across groups. */
+        StateDictGroup: {
+            /** @description The optimizer model client (`mdl_…`). Required in the defaults. */
+            model_id?: string | null;
+            /**
+             * @description Custom messages replacing the built-in TGD prompts. Their `{name}` placeholders are filled from
+             *     `inputs` and from the reserved names `variable_role`, `variable_value`, `feedback`,
+             *     `past_iterations` and `constraints`. Messages that use no reserved name are followed by the
+             *     built-in user prompt for the parameter. Leave out (or null) for the built-in prompts.
+             */
+            messages?: components["schemas"]["OptimizerMessage"][] | null;
+            /** @description Placeholder values of custom messages: text, or a variable id (`var_…`) read at each step. */
+            inputs: unknown;
+            /** @description Rules every new value must respect: text, or variable ids read at each step. */
+            constraints?: string[] | null;
+            /**
+             * Format: int32
+             * @description How many past iterations (value and feedback) each parameter keeps and shows the optimizer model; 0 keeps none.
+             */
+            momentum?: number | null;
+            /** @description Provider arguments of every optimizer call (e.g. `{"model": "gpt-4.1", "temperature": 0}`). */
+            completion_args: unknown;
+            /** @description Indices of the group's parameters, numbered consecutively across groups. */
+            params?: number[] | null;
+        };
+        /** @description A group of a state dict as returned. */
+        StateDictGroupResponse: {
+            params: number[];
+            model_id: string;
+            messages?: components["schemas"]["OptimizerMessageResponse"][] | null;
+            inputs: {
+                [key: string]: components["schemas"]["JsonNode"];
+            };
+            constraints: string[];
+            /** Format: int32 */
+            momentum: number;
+            completion_args: {
+                [key: string]: components["schemas"]["JsonNode"];
+            };
+        };
+        /** @description One past iteration in a state dict. */
+        StateDictMomentumEntry: {
+            /** @description A variable holding the value before that step (`var_…`). */
+            snapshot_id?: string | null;
+            /** @description The gradients the parameter had at that step (`var_…`). */
+            gradient_ids?: string[] | null;
+        };
+        /** @description A parameter's state in a state dict, keyed by the parameter's index. */
+        StateDictParamState: {
+            /** @description The momentum window, oldest first. */
+            momentum_buffer?: components["schemas"]["StateDictMomentumEntry"][] | null;
+        };
+        /**
+         * @description An optimizer's state dict, as PyTorch and afnio shape it: `state` keyed by parameter index,
+         *     `param_groups` with parameter indices. Load it with `PUT …/state_dict`.
+         */
+        StateDictRequest: {
+            /** @description Ignored: present so a state dict read with `GET` loads as it is. */
+            object?: string | null;
+            /** @description Ignored: the optimizer the state dict was read from, which may be another one. */
+            optimizer_id?: string | null;
+            state?: {
+                [key: string]: components["schemas"]["StateDictParamState"];
+            } | null;
+            param_groups?: components["schemas"]["StateDictGroup"][] | null;
+        };
+        /** @description A state dict as returned. */
+        StateDictResponse: {
+            optimizer_id: string;
+            state: {
+                [key: string]: components["schemas"]["ParamStateDict"];
+            };
+            param_groups: components["schemas"]["StateDictGroupResponse"][];
+            readonly object: string;
         };
         /** @description Changes some fields of a variable; fields left out stay as they are. */
         UpdateVariableRequest: {
@@ -2028,6 +2339,589 @@ export interface operations {
             };
             /** @description Not Found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    listOptimizers: {
+        parameters: {
+            query?: {
+                /** @description An id from an earlier page: the list continues after it. */
+                after?: string;
+                /** @description Page size, 1 to 100 (default 20). */
+                limit?: number;
+                /** @description "desc" (newest first, the default) or "asc". */
+                order?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OptimizerList"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    createOptimizer: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key with the same request replays the stored response for 24 hours; the same key with a different request answers 422. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateOptimizerRequest"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OptimizerResponse"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    retrieveOptimizer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OptimizerResponse"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    deleteOptimizer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    addOptimizerParamGroup: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key with the same request replays the stored response for 24 hours; the same key with a different request answers 422. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ParamGroupRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ParamGroupResponse"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    clearOptimizerGrad: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key with the same request replays the stored response for 24 hours; the same key with a different request answers 422. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ClearGradResponse"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    retrieveOptimizerStateDict: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StateDictResponse"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    loadOptimizerStateDict: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StateDictRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OptimizerResponse"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    stepOptimizer: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key with the same request replays the stored response for 24 hours; the same key with a different request answers 422. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobResponse"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Conflict */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
