@@ -322,6 +322,55 @@ public sealed partial class OptimizerStepTests : IClassFixture<ModelWorkerApp>
     }
 
     [Fact]
+    public async Task ACancelledStep_KeepsWhatItCommitted_LeavesTheRestUntouched_AndFreesTheOptimizer()
+    {
+        var project = await _app.CreateProjectAsync();
+        var model = await _app.RegisterModelAsync(project, maxConcurrency: 1);
+        var parameters = new List<string>();
+        for (var i = 0; i < 4; i++)
+        {
+            parameters.Add(await ParameterAsync(project, $"value {i}"));
+            await GradientAsync(project, parameters[^1], "Use only capital letters");
+        }
+
+        _app.Fake.Default = request => Optimizer(request) with { Delay = TimeSpan.FromMilliseconds(700) };
+        var optimizer = await CreateAsync(project, new { type = "tgd", @params = parameters, model_id = model });
+        var job = (await project.Client.PostJsonAsync($"/v1/optimizers/{optimizer}/step", new { })).GetProperty("id").GetString()!;
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (!(await project.Client.GetJsonAsync($"/v1/jobs/{job}/events?limit=100")).GetProperty("data").EnumerateArray()
+            .Any(e => e.GetProperty("type").GetString() == "optimizer.parameter_updated"))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "no parameter was updated");
+            await Task.Delay(20);
+        }
+
+        await project.Client.PostJsonAsync($"/v1/jobs/{job}/cancel", new { });
+        var cancelled = await project.WaitForJobAsync(job);
+
+        Assert.Equal("cancelled", cancelled.GetProperty("status").GetString());
+        var values = new List<string>();
+        foreach (var parameter in parameters)
+        {
+            values.Add(await DataAsync(project, parameter));
+        }
+
+        var updated = values.Count(v => v.StartsWith("VALUE", StringComparison.Ordinal));
+        Assert.InRange(updated, 1, 3); // one call at a time: the cancel lands before the last parameter
+        Assert.Equal(4 - updated, values.Count(v => v.StartsWith("value", StringComparison.Ordinal)));
+        var state = (await project.Client.GetJsonAsync($"/v1/optimizers/{optimizer}")).GetProperty("state").GetArrayLength();
+        Assert.Equal(updated, state);
+
+        // The optimizer is free again, and the next step rewrites the rest.
+        _app.Fake.Default = Optimizer;
+        var next = await StepAsync(project, optimizer);
+        Assert.Equal("succeeded", next.GetProperty("status").GetString());
+        foreach (var parameter in parameters)
+        {
+            Assert.StartsWith("VALUE", await DataAsync(project, parameter), StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public async Task AFullLoop_OverHttp_ForwardEvaluateBackwardStep_ThenForwardAgainWithTheNewPrompt()
     {
         var project = await _app.CreateProjectAsync();

@@ -88,9 +88,10 @@ public sealed partial class OptimizerJobs(
         ILanguageModels languageModels, Guid projectId, Guid jobId, Guid optimizerId, StepParameter parameter, TgdGroupSettings settings,
         JobMonitor monitor, CancellationToken ct)
     {
-        // A cancel request lets the parameters whose calls are out finish, and starts no more.
-        monitor.CancelRequested.ThrowIfCancellationRequested();
-        var input = await LoadAsync(projectId, optimizerId, parameter, settings, ct);
+        // A cancel request stops the parameters still waiting for (or in) their calls; one whose reply
+        // arrived is committed, so what was paid for is kept.
+        using var calls = CancellationTokenSource.CreateLinkedTokenSource(ct, monitor.CancelRequested);
+        var input = await LoadAsync(projectId, optimizerId, parameter, settings, calls.Token);
         TgdOutcome outcome;
         if (input.Refusal is { } refusal)
         {
@@ -100,7 +101,7 @@ public sealed partial class OptimizerJobs(
         {
             var messages = TgdConversation.Build(input.Request!, input.CustomMessages, input.Inputs);
             outcome = await TgdRewrite.RunAsync(languageModels, ModelId(settings), settings.CompletionArgs, messages,
-                parameter.VariableId.ToString("N"), ct);
+                parameter.VariableId.ToString("N"), calls.Token);
         }
 
         return await CommitAsync(projectId, jobId, optimizerId, parameter, settings, input, outcome, ct);
