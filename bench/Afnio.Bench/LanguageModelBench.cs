@@ -125,7 +125,7 @@ internal static class LanguageModelBench
             $"first call sent {At(0):F0}, last call sent {At(1):F0}, last reply journaled {At(2):F0}, last step committed {At(3):F0}, finished {At(4):F0}; mean call {At(5):F0}");
     }
 
-    private static async Task<double> JobMillisecondsAsync(string jobId)
+    internal static async Task<double> JobMillisecondsAsync(string jobId)
     {
         var database = Environment.GetEnvironmentVariable("AFNIO_BENCH_DATABASE")
             ?? throw new InvalidOperationException("AFNIO_BENCH_DATABASE is not set (scripts/bench.sh sets it).");

@@ -21,11 +21,12 @@ public static class BenchProgram
         }
 
         var baseUrl = new Uri(args[0]);
-        if (args.Length > 2 && args[2] == "llm")
+        if (args.Length > 2 && args[2] is "llm" or "optimizer")
         {
-            // Only the language-model scenario: scripts/bench.sh llm
+            // One language-model scenario only: scripts/bench.sh llm | optimizer
             using var owner = Client(baseUrl, args[1]);
-            await LanguageModelBench.RunAsync(await ProjectClientAsync(owner, baseUrl));
+            using var project = await ProjectClientAsync(owner, baseUrl);
+            await (args[2] == "llm" ? LanguageModelBench.RunAsync(project) : OptimizerBench.RunAsync(project));
             return 0;
         }
 
@@ -73,6 +74,7 @@ public static class BenchProgram
         var nodes = args.Length > 4 ? int.Parse(args[4], CultureInfo.InvariantCulture) : 10_000;
         await BackwardBench.RunAsync(http, nodes, concurrency);
         await LanguageModelBench.RunAsync(http);
+        await OptimizerBench.RunAsync(http);
         return 0;
     }
 

@@ -13,6 +13,8 @@ public static class OpenApiSetup
     {
         o.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
         o.DictionaryKeyPolicy = JsonNamingPolicy.SnakeCaseLower;
+        // A number is a JSON number: "3" is a string, and a wrong type is a 400 like any other.
+        o.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.Strict;
         // Unknown fields are refused, so a typo never silently does nothing.
         o.UnmappedMemberHandling = System.Text.Json.Serialization.JsonUnmappedMemberHandling.Disallow;
         o.RespectNullableAnnotations = true;

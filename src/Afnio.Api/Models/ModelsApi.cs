@@ -251,7 +251,7 @@ public static class ModelsApi
         }
 
         var args = JsonNode.Parse(raw)!.AsObject();
-        CompletionArgs.Check(args);
+        CompletionArgs.Check(args, param);
         return args;
     }
 }

@@ -75,15 +75,16 @@ internal sealed class OptimizerSettingsReader(AfnioDbContext db, ProjectContext 
         {
             var at = $"{param}[{i}]";
             var variable = found.GetValueOrDefault(guids[i]) ?? throw ApiException.NotFound("variable", at);
+            // An operation's output is never a Parameter: name what it really is, a non-leaf.
+            if (!variable.IsLeaf)
+            {
+                throw ApiException.BadRequest("non_leaf_parameter", "can't optimize a non-leaf Variable", at);
+            }
+
             if (!variable.IsParameter)
             {
                 throw ApiException.BadRequest("not_a_parameter",
                     $"{at} ({ids[i]}) is not a Parameter; optimizers update Parameters only (create it with is_parameter: true).", at);
-            }
-
-            if (!variable.IsLeaf)
-            {
-                throw ApiException.BadRequest("non_leaf_parameter", "can't optimize a non-leaf Variable", at);
             }
 
             if (variable.DataKind != "str")

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Threading.Channels;
 using Afnio.Data;
 using Afnio.Data.Jobs;
 using Afnio.Data.Variables;
@@ -29,69 +28,21 @@ public sealed record StoredAppend(Guid VariableId, Guid GradientId);
 /// </summary>
 public sealed class BackwardStepStore : INodeResultSink, IAsyncDisposable
 {
-    private const int MaxBatch = 512;
-
     private readonly IDbContextFactory<AfnioDbContext> _contexts;
     private readonly Guid _jobId;
     private readonly Guid _projectId;
     private readonly TimeProvider _clock;
-    private readonly JobMonitor _monitor;
-    private readonly Channel<Pending> _pending = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly Task _committer;
+    private readonly GroupCommitter<NodeResult> _committer;
 
     public BackwardStepStore(IDbContextFactory<AfnioDbContext> contexts, Guid jobId, Guid projectId, TimeProvider clock, JobMonitor monitor)
     {
-        (_contexts, _jobId, _projectId, _clock, _monitor) = (contexts, jobId, projectId, clock, monitor);
-        _committer = Task.Run(CommitLoopAsync);
+        (_contexts, _jobId, _projectId, _clock) = (contexts, jobId, projectId, clock);
+        _committer = new GroupCommitter<NodeResult>(CommitBatchAsync, _ => monitor.StepCompleted());
     }
 
-    public async Task CommitAsync(NodeResult result, CancellationToken cancellationToken)
-    {
-        var pending = new Pending(result, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
-        if (!_pending.Writer.TryWrite(pending))
-        {
-            throw new InvalidOperationException("The step store is closed.");
-        }
+    public Task CommitAsync(NodeResult result, CancellationToken cancellationToken) => _committer.CommitAsync(result, cancellationToken);
 
-        await pending.Done.Task.WaitAsync(cancellationToken);
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        _pending.Writer.TryComplete();
-        await _committer;
-    }
-
-    private async Task CommitLoopAsync()
-    {
-        var batch = new List<Pending>(MaxBatch);
-        while (await _pending.Reader.WaitToReadAsync())
-        {
-            while (batch.Count < MaxBatch && _pending.Reader.TryRead(out var next))
-            {
-                batch.Add(next);
-            }
-
-            try
-            {
-                await CommitBatchAsync([.. batch.Select(p => p.Result)]);
-                foreach (var item in batch)
-                {
-                    _monitor.StepCompleted();
-                    item.Done.TrySetResult();
-                }
-            }
-            catch (Exception e)
-            {
-                foreach (var item in batch)
-                {
-                    item.Done.TrySetException(e);
-                }
-            }
-
-            batch.Clear();
-        }
-    }
+    public ValueTask DisposeAsync() => _committer.DisposeAsync();
 
     private async Task CommitBatchAsync(IReadOnlyList<NodeResult> results)
     {
@@ -152,6 +103,4 @@ public sealed class BackwardStepStore : INodeResultSink, IAsyncDisposable
 
         await tx.CommitAsync();
     }
-
-    private sealed record Pending(NodeResult Result, TaskCompletionSource Done);
 }

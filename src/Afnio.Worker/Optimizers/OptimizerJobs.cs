@@ -66,13 +66,15 @@ public sealed partial class OptimizerJobs(
         await delivery.Recorder.SetTotalAsync(job.Id, delivery.Owner, arguments.Parameters.Count, ct);
 
         var pending = arguments.Parameters.Where(p => !committed.ContainsKey(p.VariableId)).ToList();
+        var inputs = await LoadAsync(db, projectId, optimizer.Id, pending, groups, ct);
         var languageModels = models.ForJob(projectId, job.Id);
-        await Concurrent.AllAsync(pending.Count, async (i, token) =>
+        // Parameters whose replies arrive together commit together, each with its own step row.
+        await using (var committer = new GroupCommitter<ParameterCommit>(
+            batch => CommitAsync(projectId, job.Id, optimizer.Id, batch), _ => delivery.Monitor.StepCompleted()))
         {
-            var outcome = await UpdateAsync(languageModels, projectId, job.Id, optimizer.Id, pending[i], groups[pending[i].GroupIndex], delivery.Monitor, token);
-            delivery.Monitor.StepCompleted();
-            return outcome;
-        }, ct);
+            await Concurrent.AllAsync(pending.Count, (i, token) =>
+                UpdateAsync(languageModels, pending[i], groups[pending[i].GroupIndex], inputs[pending[i].VariableId], committer, delivery.Monitor, token), ct);
+        }
 
         var outcomes = await CommittedAsync(db, job.Id, ct);
         var ordered = arguments.Parameters.Select(p => outcomes[p.VariableId]).ToList();
@@ -84,14 +86,13 @@ public sealed partial class OptimizerJobs(
     }
 
     /// <summary>Rewrites one parameter and commits the outcome.</summary>
-    private async Task<ParameterOutcome> UpdateAsync(
-        ILanguageModels languageModels, Guid projectId, Guid jobId, Guid optimizerId, StepParameter parameter, TgdGroupSettings settings,
-        JobMonitor monitor, CancellationToken ct)
+    private static async Task<bool> UpdateAsync(
+        ILanguageModels languageModels, StepParameter parameter, TgdGroupSettings settings, ParameterInput input,
+        GroupCommitter<ParameterCommit> committer, JobMonitor monitor, CancellationToken ct)
     {
         // A cancel request stops the parameters still waiting for (or in) their calls; one whose reply
         // arrived is committed, so what was paid for is kept.
         using var calls = CancellationTokenSource.CreateLinkedTokenSource(ct, monitor.CancelRequested);
-        var input = await LoadAsync(projectId, optimizerId, parameter, settings, calls.Token);
         TgdOutcome outcome;
         if (input.Refusal is { } refusal)
         {
@@ -104,67 +105,88 @@ public sealed partial class OptimizerJobs(
                 parameter.VariableId.ToString("N"), calls.Token);
         }
 
-        return await CommitAsync(projectId, jobId, optimizerId, parameter, settings, input, outcome, ct);
+        await committer.CommitAsync(new ParameterCommit(parameter, settings, input, outcome), ct);
+        return true;
     }
 
-    private async Task<ParameterOutcome> CommitAsync(
-        Guid projectId, Guid jobId, Guid optimizerId, StepParameter parameter, TgdGroupSettings settings, ParameterInput input,
-        TgdOutcome outcome, CancellationToken ct)
+    /// <summary>
+    /// Commits a group of parameter outcomes in one transaction. Per parameter: the new value, a
+    /// Parameter snapshot of the old one and the pushed momentum window (momentum 0 keeps none), the
+    /// step row and the event.
+    /// </summary>
+    private async Task CommitAsync(Guid projectId, Guid jobId, Guid optimizerId, IReadOnlyList<ParameterCommit> batch)
     {
         var now = clock.GetUtcNow();
-        var parameterId = PrefixedId.Format(PrefixedId.Variable, parameter.VariableId);
-        await using var db = await contexts.CreateDbContextAsync(ct);
-        await using var tx = await db.Database.BeginTransactionAsync(ct);
-        string? snapshotId = null;
-        if (outcome.NewValue is { } value)
+        await using var db = await contexts.CreateDbContextAsync();
+        await using var tx = await db.Database.BeginTransactionAsync();
+        foreach (var (parameter, settings, input, outcome) in batch)
         {
-            var current = input.Variable!;
-            await db.Variables.Where(v => v.Id == parameter.VariableId)
-                .ExecuteUpdateAsync(s => s.SetProperty(v => v.Data, VariableData.Of(value).ToJson()).SetProperty(v => v.DataKind, "str"), ct);
-            // The snapshot is a Parameter copy of the value before the update, as afnio's momentum keeps it; momentum 0 keeps none.
-            IReadOnlyList<MomentumEntry> window = [];
-            if (settings.Momentum > 0)
+            var parameterId = PrefixedId.Format(PrefixedId.Variable, parameter.VariableId);
+            string? snapshotId = null;
+            if (outcome.NewValue is { } value)
             {
-                var snapshot = Variable.Create(projectId, current.GetData(), current.Role, current.RequiresGrad, isParameter: true, now);
-                db.Variables.Add(snapshot);
-                await db.SaveChangesAsync(ct);
-                snapshotId = PrefixedId.Format(PrefixedId.Variable, snapshot.Id);
-                window = MomentumWindow.Push(input.Window,
-                    new MomentumEntry(snapshotId, [.. parameter.GradientIds.Select(g => PrefixedId.Format(PrefixedId.Variable, g))]), settings.Momentum);
+                var current = input.Variable!;
+                await db.Variables.Where(v => v.Id == parameter.VariableId)
+                    .ExecuteUpdateAsync(s => s.SetProperty(v => v.Data, VariableData.Of(value).ToJson()).SetProperty(v => v.DataKind, "str"));
+                IReadOnlyList<MomentumEntry> window = [];
+                if (settings.Momentum > 0)
+                {
+                    var snapshot = Variable.Create(projectId, current.GetData(), current.Role, current.RequiresGrad, isParameter: true, now);
+                    db.Variables.Add(snapshot);
+                    snapshotId = PrefixedId.Format(PrefixedId.Variable, snapshot.Id);
+                    window = MomentumWindow.Push(input.Window,
+                        new MomentumEntry(snapshotId, [.. parameter.GradientIds.Select(g => PrefixedId.Format(PrefixedId.Variable, g))]), settings.Momentum);
+                }
+
+                await db.OptimizerParams.Where(p => p.OptimizerId == optimizerId && p.VariableId == parameter.VariableId)
+                    .ExecuteUpdateAsync(s => s.SetProperty(p => p.MomentumBuffer, MomentumEntry.ListToJson(window)));
             }
 
-            await db.OptimizerParams.Where(p => p.OptimizerId == optimizerId && p.VariableId == parameter.VariableId)
-                .ExecuteUpdateAsync(s => s.SetProperty(p => p.MomentumBuffer, MomentumEntry.ListToJson(window)), ct);
+            var result = outcome.NewValue is null
+                ? new ParameterOutcome(parameterId, ParameterOutcome.Kept, outcome.Attempts, outcome.Reason, null)
+                : new ParameterOutcome(parameterId, ParameterOutcome.Updated, outcome.Attempts, null, snapshotId);
+            db.JobSteps.Add(new JobStep { JobId = jobId, StepKey = parameter.VariableId.ToString("N"), Result = JsonSerializer.Serialize(result, JobEventLog.Json), CreatedAt = now });
+            await db.AppendEventAsync(jobId, result.Status == ParameterOutcome.Updated ? ParameterUpdatedEvent : ParameterKeptEvent, result, now, CancellationToken.None);
         }
 
-        var result = outcome.NewValue is null
-            ? new ParameterOutcome(parameterId, ParameterOutcome.Kept, outcome.Attempts, outcome.Reason, null)
-            : new ParameterOutcome(parameterId, ParameterOutcome.Updated, outcome.Attempts, null, snapshotId);
-        var json = JsonSerializer.Serialize(result, JobEventLog.Json);
         try
         {
-            await db.Database.ExecuteSqlAsync($"""
-                INSERT INTO job_steps (job_id, step_key, result, created_at) VALUES ({jobId}, {parameter.VariableId.ToString("N")}, {json}::jsonb, {now})
-                """, ct);
+            await db.SaveChangesAsync();
         }
-        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
+        catch (DbUpdateException e) when (e.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
         {
-            throw new StepAlreadyCommittedException(parameterId, e);
+            throw new StepAlreadyCommittedException($"a parameter of job {jobId:N}", e);
         }
 
-        await db.AppendEventAsync(jobId, result.Status == ParameterOutcome.Updated ? ParameterUpdatedEvent : ParameterKeptEvent, result, now, ct);
-        await tx.CommitAsync(ct);
-        return result;
+        await tx.CommitAsync();
     }
 
-    /// <summary>What the optimizer model is told about a parameter, read when its update starts.</summary>
-    private async Task<ParameterInput> LoadAsync(
-        Guid projectId, Guid optimizerId, StepParameter parameter, TgdGroupSettings settings, CancellationToken ct)
+    /// <summary>
+    /// What the optimizer model is told about each parameter: values, roles, gradients, momentum
+    /// windows, and the texts of custom messages, inputs and constraints, in three queries for the whole step.
+    /// </summary>
+    private static async Task<Dictionary<Guid, ParameterInput>> LoadAsync(
+        AfnioDbContext db, Guid projectId, Guid optimizerId, IReadOnlyList<StepParameter> parameters, IReadOnlyList<TgdGroupSettings> groups,
+        CancellationToken ct)
     {
-        await using var db = await contexts.CreateDbContextAsync(ct);
-        var variable = await db.Variables.AsNoTracking().SingleOrDefaultAsync(v => v.Id == parameter.VariableId && v.ProjectId == projectId, ct);
-        var window = MomentumEntry.ListFromJson(await db.OptimizerParams.AsNoTracking()
-            .Where(p => p.OptimizerId == optimizerId && p.VariableId == parameter.VariableId).Select(p => p.MomentumBuffer).SingleOrDefaultAsync(ct));
+        var ids = parameters.Select(p => p.VariableId).ToList();
+        var variables = await db.Variables.AsNoTracking().Where(v => v.ProjectId == projectId && ids.Contains(v.Id)).ToDictionaryAsync(v => v.Id, ct);
+        var windows = await db.OptimizerParams.AsNoTracking().Where(p => p.OptimizerId == optimizerId && ids.Contains(p.VariableId))
+            .ToDictionaryAsync(p => p.VariableId, p => MomentumEntry.ListFromJson(p.MomentumBuffer), ct);
+        var referenced = parameters.SelectMany(p => p.GradientIds
+                .Concat(windows.GetValueOrDefault(p.VariableId, []).SelectMany(e => e.GradientIds.Prepend(e.SnapshotId)).Select(Parse)))
+            .Concat(groups.SelectMany(g => (g.Messages ?? []).SelectMany(m => m.Content)
+                .Concat(g.Inputs.Values.Concat(g.Constraints).Where(IsVariableId))).Select(Parse))
+            .Distinct().ToList();
+        var texts = await db.Variables.AsNoTracking().Where(v => v.ProjectId == projectId && referenced.Contains(v.Id))
+            .Select(v => new { v.Id, v.Data, v.DataKind }).ToDictionaryAsync(v => v.Id, v => VariableData.FromStored(v.DataKind, v.Data).ToString(), ct);
+        return parameters.ToDictionary(p => p.VariableId,
+            p => Input(p, variables.GetValueOrDefault(p.VariableId), windows.GetValueOrDefault(p.VariableId, []), groups[p.GroupIndex], texts));
+    }
+
+    private static ParameterInput Input(
+        StepParameter parameter, Variable? variable, IReadOnlyList<MomentumEntry> window, TgdGroupSettings settings, Dictionary<Guid, string> texts)
+    {
         if (variable is null)
         {
             return new ParameterInput(null, window, null, null, NoInputs, "The parameter was deleted before the step reached it.");
@@ -175,15 +197,6 @@ public sealed partial class OptimizerJobs(
             return new ParameterInput(variable, window, null, null, NoInputs,
                 $"The parameter holds {variable.DataKind} data; TGD rewrites text only, so it keeps its value.");
         }
-
-        // Every variable the prompt reads, in one query: gradients, the momentum window, custom messages, inputs, constraints.
-        var referenced = parameter.GradientIds
-            .Concat(window.SelectMany(e => e.GradientIds.Prepend(e.SnapshotId)).Select(Parse))
-            .Concat((settings.Messages ?? []).SelectMany(m => m.Content).Select(Parse))
-            .Concat(settings.Inputs.Values.Concat(settings.Constraints).Where(IsVariableId).Select(Parse))
-            .Distinct().ToList();
-        var texts = await db.Variables.AsNoTracking().Where(v => v.ProjectId == projectId && referenced.Contains(v.Id))
-            .Select(v => new { v.Id, v.Data, v.DataKind }).ToDictionaryAsync(v => v.Id, v => VariableData.FromStored(v.DataKind, v.Data).ToString(), ct);
 
         var feedback = parameter.GradientIds.Where(texts.ContainsKey).Select(g => texts[g]).ToList();
         if (feedback.Count == 0)
@@ -216,6 +229,9 @@ public sealed partial class OptimizerJobs(
 
     private static Guid Parse(string variableId) =>
         PrefixedId.TryParse(PrefixedId.Variable, variableId, out var id) ? id : throw new InvalidOperationException($"A stored variable id is malformed: {variableId}.");
+
+    /// <summary>One parameter's outcome, waiting for its group commit.</summary>
+    private sealed record ParameterCommit(StepParameter Parameter, TgdGroupSettings Settings, ParameterInput Input, TgdOutcome Outcome);
 
     /// <summary>A parameter as the step found it; <paramref name="Refusal"/> says why it keeps its value without a call.</summary>
     private sealed record ParameterInput(
