@@ -300,6 +300,28 @@ public sealed partial class OptimizerStepTests : IClassFixture<ModelWorkerApp>
     }
 
     [Fact]
+    public async Task Parameters_AreUpdatedConcurrently_WithinTheModelClientsLimit()
+    {
+        var project = await _app.CreateProjectAsync();
+        var model = await _app.RegisterModelAsync(project, maxConcurrency: 3);
+        var parameters = new List<string>();
+        for (var i = 0; i < 9; i++)
+        {
+            parameters.Add(await ParameterAsync(project, $"value {i}"));
+            await GradientAsync(project, parameters[^1], "Use only capital letters");
+        }
+
+        _app.Fake.Default = request => Optimizer(request) with { Delay = TimeSpan.FromMilliseconds(300) };
+        var optimizer = await CreateAsync(project, new { type = "tgd", @params = parameters, model_id = model });
+
+        var job = await StepAsync(project, optimizer);
+
+        Assert.Equal(9, job.GetProperty("result").GetProperty("updated").GetInt32());
+        Assert.Equal(3, _app.Fake.PeakConcurrency); // three at a time: concurrent, and never more than the client allows
+        Assert.Equal(job.GetProperty("progress").GetProperty("total").GetInt32(), job.GetProperty("progress").GetProperty("completed").GetInt32());
+    }
+
+    [Fact]
     public async Task ASecondStep_WhileOneRuns_IsRefused_AndSoAreChangesToTheOptimizer()
     {
         var project = await _app.CreateProjectAsync();
