@@ -76,7 +76,7 @@ internal static class LanguageModelBench
         }
 
         Console.WriteLine("job ms: claimed by the worker → finished (jobs table); client ms: POST /v1/backward → job seen succeeded.");
-        Console.WriteLine("last pass, ms after the job was claimed: " + await PhasesAsync());
+        Console.WriteLine("last pass, ms after the job was claimed: " + await PhasesAsync("backward"));
     }
 
     // sum over i of chat(chat(…chat(p_i))) with `depth` chat nodes per chain: the feedback calls of one
@@ -103,11 +103,11 @@ internal static class LanguageModelBench
     }
 
     // Where the last pass spent its time: from the job's row, its journaled calls and its committed steps.
-    private static async Task<string> PhasesAsync()
+    internal static async Task<string> PhasesAsync(string jobType)
     {
         await using var connection = new NpgsqlConnection(Environment.GetEnvironmentVariable("AFNIO_BENCH_DATABASE"));
         await using var command = new NpgsqlCommand("""
-            WITH j AS (SELECT id, started_at, finished_at FROM jobs WHERE type = 'backward' ORDER BY id DESC LIMIT 1)
+            WITH j AS (SELECT id, started_at, finished_at FROM jobs WHERE type = @type ORDER BY id DESC LIMIT 1)
             SELECT EXTRACT(EPOCH FROM (MIN(c.created_at - c.latency_ms * interval '1 millisecond') - j.started_at)) * 1000,
                    EXTRACT(EPOCH FROM (MAX(c.created_at - c.latency_ms * interval '1 millisecond') - j.started_at)) * 1000,
                    EXTRACT(EPOCH FROM (MAX(c.created_at) - j.started_at)) * 1000,
@@ -117,6 +117,7 @@ internal static class LanguageModelBench
             FROM j JOIN model_calls c ON c.job_id = j.id
             GROUP BY j.id, j.started_at, j.finished_at
             """, connection);
+        command.Parameters.AddWithValue("type", jobType);
         await connection.OpenAsync();
         await using var reader = await command.ExecuteReaderAsync();
         await reader.ReadAsync();

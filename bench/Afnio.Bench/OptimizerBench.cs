@@ -74,6 +74,7 @@ internal static class OptimizerBench
             var ideal = Math.Ceiling((double)Parameters / concurrency) * Latency.TotalMilliseconds;
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{concurrency,15} {calls,6} {ideal,9:F0} {jobMs[jobMs.Count / 2],11:F1} {jobMs[^1],11:F1} {jobMs[jobMs.Count / 2] / ideal,10:F3} {clientMs[clientMs.Count / 2],14:F1} {peak,5}"));
+            Console.WriteLine("  last step, ms after the job was claimed: " + await LanguageModelBench.PhasesAsync("optimizer_step"));
         }
 
         Console.WriteLine("job ms: claimed by the worker → finished (jobs table); client ms: POST …/step → job seen succeeded.");

@@ -319,6 +319,13 @@ public sealed partial class OptimizerStepTests : IClassFixture<ModelWorkerApp>
         Assert.Equal(9, job.GetProperty("result").GetProperty("updated").GetInt32());
         Assert.Equal(3, _app.Fake.PeakConcurrency); // three at a time: concurrent, and never more than the client allows
         Assert.Equal(job.GetProperty("progress").GetProperty("total").GetInt32(), job.GetProperty("progress").GetProperty("completed").GetInt32());
+
+        // Parameters committed together still get one event each, numbered without gaps.
+        var events = (await project.Client.GetJsonAsync($"/v1/jobs/{job.GetProperty("id").GetString()}/events?limit=100&order=asc"))
+            .GetProperty("data").EnumerateArray().ToList();
+        Assert.Equal(Enumerable.Range(1, events.Count), events.Select(e => e.GetProperty("sequence").GetInt32()));
+        Assert.Equal(parameters.Order(), events.Where(e => e.GetProperty("type").GetString() == "optimizer.parameter_updated")
+            .Select(e => e.GetProperty("data").GetProperty("parameter_id").GetString()!).Order());
     }
 
     [Fact]

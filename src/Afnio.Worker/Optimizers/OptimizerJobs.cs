@@ -117,47 +117,80 @@ public sealed partial class OptimizerJobs(
     private async Task CommitAsync(Guid projectId, Guid jobId, Guid optimizerId, IReadOnlyList<ParameterCommit> batch)
     {
         var now = clock.GetUtcNow();
-        await using var db = await contexts.CreateDbContextAsync();
-        await using var tx = await db.Database.BeginTransactionAsync();
+        var updates = new List<(Guid Id, string Data)>();
+        var snapshots = new List<Variable>();
+        var windows = new List<(Guid Id, string Window)>();
+        var steps = new List<(string Key, string Result)>();
+        var events = new List<(string Type, object Data)>();
         foreach (var (parameter, settings, input, outcome) in batch)
         {
             var parameterId = PrefixedId.Format(PrefixedId.Variable, parameter.VariableId);
             string? snapshotId = null;
             if (outcome.NewValue is { } value)
             {
-                var current = input.Variable!;
-                await db.Variables.Where(v => v.Id == parameter.VariableId)
-                    .ExecuteUpdateAsync(s => s.SetProperty(v => v.Data, VariableData.Of(value).ToJson()).SetProperty(v => v.DataKind, "str"));
+                updates.Add((parameter.VariableId, VariableData.Of(value).ToJson()));
                 IReadOnlyList<MomentumEntry> window = [];
                 if (settings.Momentum > 0)
                 {
+                    var current = input.Variable!;
                     var snapshot = Variable.Create(projectId, current.GetData(), current.Role, current.RequiresGrad, isParameter: true, now);
-                    db.Variables.Add(snapshot);
+                    snapshots.Add(snapshot);
                     snapshotId = PrefixedId.Format(PrefixedId.Variable, snapshot.Id);
                     window = MomentumWindow.Push(input.Window,
                         new MomentumEntry(snapshotId, [.. parameter.GradientIds.Select(g => PrefixedId.Format(PrefixedId.Variable, g))]), settings.Momentum);
                 }
 
-                await db.OptimizerParams.Where(p => p.OptimizerId == optimizerId && p.VariableId == parameter.VariableId)
-                    .ExecuteUpdateAsync(s => s.SetProperty(p => p.MomentumBuffer, MomentumEntry.ListToJson(window)));
+                windows.Add((parameter.VariableId, MomentumEntry.ListToJson(window)));
             }
 
             var result = outcome.NewValue is null
                 ? new ParameterOutcome(parameterId, ParameterOutcome.Kept, outcome.Attempts, outcome.Reason, null)
                 : new ParameterOutcome(parameterId, ParameterOutcome.Updated, outcome.Attempts, null, snapshotId);
-            db.JobSteps.Add(new JobStep { JobId = jobId, StepKey = parameter.VariableId.ToString("N"), Result = JsonSerializer.Serialize(result, JobEventLog.Json), CreatedAt = now });
-            await db.AppendEventAsync(jobId, result.Status == ParameterOutcome.Updated ? ParameterUpdatedEvent : ParameterKeptEvent, result, now, CancellationToken.None);
+            steps.Add((parameter.VariableId.ToString("N"), JsonSerializer.Serialize(result, JobEventLog.Json)));
+            events.Add((result.Status == ParameterOutcome.Updated ? ParameterUpdatedEvent : ParameterKeptEvent, result));
         }
 
+        // One statement per table for the whole group.
+        await using var db = await contexts.CreateDbContextAsync();
+        await using var tx = await db.Database.BeginTransactionAsync();
         try
         {
-            await db.SaveChangesAsync();
+            await db.Database.ExecuteSqlAsync($"""
+                INSERT INTO job_steps (job_id, step_key, result, created_at)
+                SELECT {jobId}, t.k, t.r::jsonb, {now} FROM unnest({steps.Select(x => x.Key).ToArray()}::text[], {steps.Select(x => x.Result).ToArray()}::text[]) AS t(k, r)
+                """);
         }
-        catch (DbUpdateException e) when (e.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
         {
             throw new StepAlreadyCommittedException($"a parameter of job {jobId:N}", e);
         }
 
+        if (updates.Count > 0)
+        {
+            await db.Database.ExecuteSqlAsync($"""
+                UPDATE variables v SET data = t.d::jsonb, data_kind = 'str'
+                FROM unnest({updates.Select(u => u.Id).ToArray()}::uuid[], {updates.Select(u => u.Data).ToArray()}::text[]) AS t(id, d)
+                WHERE v.id = t.id
+                """);
+            await db.Database.ExecuteSqlAsync($"""
+                UPDATE optimizer_params p SET momentum_buffer = t.w::jsonb
+                FROM unnest({windows.Select(w => w.Id).ToArray()}::uuid[], {windows.Select(w => w.Window).ToArray()}::text[]) AS t(id, w)
+                WHERE p.optimizer_id = {optimizerId} AND p.variable_id = t.id
+                """);
+        }
+
+        if (snapshots.Count > 0)
+        {
+            await db.Database.ExecuteSqlAsync($"""
+                INSERT INTO variables (id, project_id, data, data_kind, role, requires_grad, is_parameter, retain_grad, output_nr, grad_fn_id, created_at)
+                SELECT t.id, {projectId}, t.data::jsonb, t.kind, t.role, t.rg, TRUE, FALSE, 0, NULL, {now}
+                FROM unnest({snapshots.Select(v => v.Id).ToArray()}::uuid[], {snapshots.Select(v => v.Data).ToArray()}::text[],
+                            {snapshots.Select(v => v.DataKind).ToArray()}::text[], {snapshots.Select(v => v.Role).ToArray()}::text[],
+                            {snapshots.Select(v => v.RequiresGrad).ToArray()}::boolean[]) AS t(id, data, kind, role, rg)
+                """);
+        }
+
+        await db.AppendEventsAsync(jobId, events, now, CancellationToken.None);
         await tx.CommitAsync();
     }
 
