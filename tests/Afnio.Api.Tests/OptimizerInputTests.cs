@@ -56,6 +56,8 @@ public sealed class OptimizerInputTests(ModelWorkerApp app) : IClassFixture<Mode
     [InlineData("""{"type": "tgd", "model_id": "{M}", "params": ["{P}"], "inputs": "x"}""", 400, "invalid_type", "inputs")]
     [InlineData("""{"type": "tgd", "model_id": "{M}", "params": ["{P}"], "inputs": {"a b": "x"}}""", 400, "invalid_input_name", "inputs.a b")]
     [InlineData("""{"type": "tgd", "model_id": "{M}", "params": ["{P}"], "inputs": {"k": 1}}""", 400, "invalid_type", "inputs.k")]
+    [InlineData("""{"type": "tgd", "model_id": "{M}", "params": ["{P}"], "inputs": {"k": "\ud800"}}""", 400, "invalid_input", "inputs.k")]
+    [InlineData("""{"type": "tgd", "model_id": "{M}", "params": ["{P}"], "inputs": {"k": "a\u0000"}}""", 400, "invalid_input", "inputs.k")]
     [InlineData("""{"type": "tgd", "model_id": "{M}", "params": ["{P}"], "inputs": {"k": "{U}"}}""", 404, "variable_not_found", "inputs.k")]
     [InlineData("""{"type": "tgd", "model_id": "{M}", "params": ["{P}"], "messages": []}""", 400, "invalid_messages", "messages")]
     [InlineData("""{"type": "tgd", "model_id": "{M}", "params": ["{P}"], "messages": [{"role": "system"}]}""", 400, "missing_field", "messages[0].content")]
@@ -110,6 +112,33 @@ public sealed class OptimizerInputTests(ModelWorkerApp app) : IClassFixture<Mode
             Assert.Equal("optimizer got an empty parameter list", problem.GetProperty("detail").GetString());
         }
 
+        await AssertNoOptimizersAsync(scene.Project);
+    }
+
+    [Fact]
+    public async Task Create_RefusesMoreThanAHundredGroups_AndSettingsTooLargeToCopyIntoEveryGroup()
+    {
+        var scene = await SceneAsync();
+
+        using var many = await scene.Project.Client.PostAsJsonAsync("/v1/optimizers", new
+        {
+            type = "tgd", model_id = scene.Model, param_groups = Enumerable.Range(0, 101).Select(_ => new { @params = new[] { scene.P } }),
+        });
+        await many.AssertProblemAsync(400, "too_many_param_groups");
+
+        // ~95 KB of constraints in the defaults, copied into 45 groups: more than one optimizer stores.
+        var parameters = new List<string>();
+        for (var i = 0; i < 45; i++)
+        {
+            parameters.Add(await ParameterAsync(scene.Project, $"p{i}", "prompt"));
+        }
+
+        using var large = await scene.Project.Client.PostAsJsonAsync("/v1/optimizers", new
+        {
+            type = "tgd", model_id = scene.Model, constraints = Enumerable.Range(0, 95).Select(_ => new string('c', 1000)),
+            param_groups = parameters.Select(p => new { @params = new[] { p } }),
+        });
+        await large.AssertProblemAsync(400, "optimizer_too_large");
         await AssertNoOptimizersAsync(scene.Project);
     }
 
@@ -608,6 +637,7 @@ public sealed class OptimizerInputTests(ModelWorkerApp app) : IClassFixture<Mode
     [InlineData("""{"state": {"x": {}}, "param_groups": [{"params": [0, 1]}]}""", 400, "unknown_parameter_index", "state.x")]
     [InlineData("""{"state": {"2": {}}, "param_groups": [{"params": [0, 1]}]}""", 400, "unknown_parameter_index", "state.2")]
     [InlineData("""{"state": {"-1": {}}, "param_groups": [{"params": [0, 1]}]}""", 400, "unknown_parameter_index", "state.-1")]
+    [InlineData("""{"state": {"01": {}}, "param_groups": [{"params": [0, 1]}]}""", 400, "unknown_parameter_index", "state.01")]
     [InlineData("""{"state": {"0": {"momentum_buffer": [{"snapshot_id": "{S}", "gradient_ids": ["{G}"]}, {"snapshot_id": "{S}", "gradient_ids": []}]}}, "param_groups": [{"params": [0, 1], "momentum": 1}]}""", 400, "momentum_buffer_too_long", "state.0.momentum_buffer")]
     [InlineData("""{"state": {"1": {"momentum_buffer": [{"snapshot_id": "{S}", "gradient_ids": ["{G}"]}]}}, "param_groups": [{"params": [0, 1], "momentum": 0}]}""", 400, "momentum_buffer_too_long", "state.1.momentum_buffer")]
     [InlineData("""{"state": {"0": {"momentum_buffer": [{"snapshot_id": "{U}", "gradient_ids": ["{G}"]}]}}, "param_groups": [{"params": [0, 1]}]}""", 404, "variable_not_found", "state.0.momentum_buffer[0].snapshot_id")]

@@ -220,6 +220,64 @@ public sealed partial class OptimizerStepTests : IClassFixture<ModelWorkerApp>
     }
 
     [Fact]
+    public async Task AParameterWhoseCallsFail_KeepsItsValue_WhileTheOthersAreUpdated()
+    {
+        var project = await _app.CreateProjectAsync();
+        var model = await _app.RegisterModelAsync(project);
+        var refused = await ParameterAsync(project, "Too long for the model");
+        var fine = await ParameterAsync(project, "Initial value");
+        await GradientAsync(project, refused, "Use only capital letters");
+        await GradientAsync(project, fine, "Use only capital letters");
+        _app.Fake.Default = request => FakeOpenAiServer.MessageText(request, "user").Contains("Too long", StringComparison.Ordinal)
+            ? new FakeReply { Status = 400, Body = """{"error":{"message":"This model's maximum context length is 128000 tokens.","type":"invalid_request_error"}}""" }
+            : Optimizer(request);
+        var optimizer = await CreateAsync(project, new { type = "tgd", @params = new[] { refused, fine }, model_id = model });
+
+        var job = await StepAsync(project, optimizer);
+
+        Assert.Equal("succeeded", job.GetProperty("status").GetString());
+        Assert.Equal("Too long for the model", await DataAsync(project, refused));
+        Assert.Equal("INITIAL VALUE", await DataAsync(project, fine));
+        var outcome = job.GetProperty("result").GetProperty("parameters")[0];
+        Assert.Equal("kept", outcome.GetProperty("status").GetString());
+        Assert.Contains("maximum context length", outcome.GetProperty("reason").GetString(), StringComparison.Ordinal);
+        Assert.Equal(1, outcome.GetProperty("attempts").GetInt32()); // a 400 is not asked again
+    }
+
+    [Fact]
+    public async Task AParameterChangedWhileTheStepRuns_KeepsTheNewerValue()
+    {
+        var project = await _app.CreateProjectAsync();
+        var model = await _app.RegisterModelAsync(project);
+        var parameter = await ParameterAsync(project, "Initial value");
+        await GradientAsync(project, parameter, "Use only capital letters");
+        _app.Fake.Default = request => Optimizer(request) with { Delay = TimeSpan.FromMilliseconds(800) };
+        var optimizer = await CreateAsync(project, new { type = "tgd", @params = new[] { parameter }, model_id = model, momentum = 2 });
+
+        var job = (await project.Client.PostJsonAsync($"/v1/optimizers/{optimizer}/step", new { })).GetProperty("id").GetString()!;
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (TgdRequests().Count == 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the step made no call");
+            await Task.Delay(10);
+        }
+
+        using (var patch = await project.Client.PatchAsJsonAsync($"/v1/variables/{parameter}", new { data = "Edited by hand" }))
+        {
+            await HttpJson.EnsureSuccessAsync(patch);
+        }
+
+        var done = await project.WaitForJobAsync(job);
+
+        Assert.Equal("succeeded", done.GetProperty("status").GetString());
+        Assert.Equal("Edited by hand", await DataAsync(project, parameter));
+        var outcome = done.GetProperty("result").GetProperty("parameters")[0];
+        Assert.Equal("kept", outcome.GetProperty("status").GetString());
+        Assert.Contains("changed or deleted while the step ran", outcome.GetProperty("reason").GetString(), StringComparison.Ordinal);
+        Assert.Empty((await project.Client.GetJsonAsync($"/v1/optimizers/{optimizer}")).GetProperty("state").EnumerateArray());
+    }
+
+    [Fact]
     public async Task CustomMessagesAndInputs_ReplaceTheBuiltInPrompts()
     {
         var project = await _app.CreateProjectAsync();

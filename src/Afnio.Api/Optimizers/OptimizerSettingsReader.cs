@@ -163,6 +163,8 @@ internal sealed class OptimizerSettingsReader(AfnioDbContext db, ProjectContext 
             throw ApiException.BadRequest("invalid_type", $"{param} must be an object mapping placeholder names to text or variable ids.", param);
         }
 
+        // Names and values are read as .NET strings: no NUL and no lone surrogate anywhere first.
+        StorableJson.Check(inputs, "invalid_input", param);
         var result = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var property in inputs.EnumerateObject())
         {

@@ -20,6 +20,8 @@ namespace Afnio.Api.Optimizers;
 public static class OptimizersApi
 {
     public const string GradientsCleared = "Gradients cleared successfully.";
+    private const int MaxGroups = 100;
+    private const int MaxGroupsJson = 4 * 1024 * 1024;
 
     public static RouteGroupBuilder MapOptimizers(this RouteGroupBuilder v1)
     {
@@ -66,6 +68,11 @@ public static class OptimizersApi
                 throw ApiException.BadRequest("empty_parameter_list", "optimizer got an empty parameter list", "param_groups");
             }
 
+            if (requested.Count > MaxGroups)
+            {
+                throw ApiException.BadRequest("too_many_param_groups", $"An optimizer has at most {MaxGroups} parameter groups.", "param_groups");
+            }
+
             for (var i = 0; i < requested.Count; i++)
             {
                 var groupRequest = requested[i] ?? throw ApiException.BadRequest("invalid_type", $"param_groups[{i}] must be an object.", $"param_groups[{i}]");
@@ -84,7 +91,7 @@ public static class OptimizersApi
             ProjectId = project.ProjectId,
             Type = Optimizer.Tgd,
             Defaults = defaults.ToJson(),
-            ParamGroups = TgdGroupSettings.ListToJson(groups.Select(g => g.Settings)),
+            ParamGroups = CheckSize([.. groups.Select(g => g.Settings)], "param_groups"),
             CreatedAt = clock.GetUtcNow(),
         };
         db.Optimizers.Add(optimizer);
@@ -114,17 +121,20 @@ public static class OptimizersApi
 
     public static async Task<NoContent> DeleteOptimizer(string id, AfnioDbContext db, ProjectContext project, CancellationToken ct)
     {
-        var optimizer = await FindAsync(db, project, id, ct);
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        var optimizer = await LockAsync(db, project, id, ct);
         await EnsureIdleAsync(db, optimizer.Id, ct);
         // Parameters, their snapshots and gradients stay: they are variables of the project.
         await db.Optimizers.Where(o => o.Id == optimizer.Id).ExecuteDeleteAsync(ct);
+        await tx.CommitAsync(ct);
         return TypedResults.NoContent();
     }
 
     public static async Task<Ok<ParamGroupResponse>> AddParamGroup(
         string id, ParamGroupRequest request, AfnioDbContext db, ProjectContext project, CancellationToken ct)
     {
-        var optimizer = await FindAsync(db, project, id, ct);
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        var optimizer = await LockAsync(db, project, id, ct);
         await EnsureIdleAsync(db, optimizer.Id, ct);
         var reader = new OptimizerSettingsReader(db, project);
         var settings = await reader.ReadAsync(request, TgdGroupSettings.FromJson(optimizer.Defaults), "", ct);
@@ -133,15 +143,8 @@ public static class OptimizersApi
 
         var groups = TgdGroupSettings.ListFromJson(optimizer.ParamGroups).Append(settings).ToList();
         var index = groups.Count - 1;
-        await using var tx = await db.Database.BeginTransactionAsync(ct);
-        // The groups are rewritten only if nobody else changed them since they were read.
-        var updated = await db.Optimizers.Where(o => o.Id == optimizer.Id && o.ParamGroups == optimizer.ParamGroups)
-            .ExecuteUpdateAsync(s => s.SetProperty(o => o.ParamGroups, TgdGroupSettings.ListToJson(groups)), ct);
-        if (updated == 0)
-        {
-            throw ApiException.Conflict("optimizer_changed", "The optimizer's groups changed while this group was added; try again.");
-        }
-
+        await db.Optimizers.Where(o => o.Id == optimizer.Id)
+            .ExecuteUpdateAsync(s => s.SetProperty(o => o.ParamGroups, CheckSize(groups, "params")), ct);
         db.OptimizerParams.AddRange(parameters.Select((p, j) =>
             new OptimizerParam { OptimizerId = optimizer.Id, VariableId = p, GroupIndex = index, Position = j }));
         await db.SaveChangesAsync(ct);
@@ -184,7 +187,8 @@ public static class OptimizersApi
     public static async Task<Ok<OptimizerResponse>> LoadStateDict(
         string id, StateDictRequest request, AfnioDbContext db, ProjectContext project, CancellationToken ct)
     {
-        var optimizer = await FindAsync(db, project, id, ct);
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        var optimizer = await LockAsync(db, project, id, ct);
         await EnsureIdleAsync(db, optimizer.Id, ct);
         var current = TgdGroupSettings.ListFromJson(optimizer.ParamGroups);
         var parameters = await ParamsAsync(db, optimizer.Id, ct);
@@ -197,7 +201,8 @@ public static class OptimizersApi
         // Saved indices map, in order, onto the optimizer's parameters (as PyTorch's load_state_dict maps them).
         var byIndex = new Dictionary<int, OptimizerParam>();
         var reader = new OptimizerSettingsReader(db, project);
-        var defaults = TgdGroupSettings.FromJson(optimizer.Defaults);
+        // A saved group without messages had the built-in prompts, whatever this optimizer's defaults are.
+        var defaults = TgdGroupSettings.FromJson(optimizer.Defaults) with { Messages = null };
         var settings = new List<TgdGroupSettings>();
         for (var g = 0; g < loaded.Count; g++)
         {
@@ -222,9 +227,8 @@ public static class OptimizersApi
         }
 
         var buffers = await ReadStateAsync(db, project, request.State, byIndex, settings, ct);
-        await using var tx = await db.Database.BeginTransactionAsync(ct);
         await db.Optimizers.Where(o => o.Id == optimizer.Id)
-            .ExecuteUpdateAsync(s => s.SetProperty(o => o.ParamGroups, TgdGroupSettings.ListToJson(settings)), ct);
+            .ExecuteUpdateAsync(s => s.SetProperty(o => o.ParamGroups, CheckSize(settings, "param_groups")), ct);
         foreach (var parameter in parameters)
         {
             var buffer = buffers.GetValueOrDefault(parameter.VariableId);
@@ -240,7 +244,10 @@ public static class OptimizersApi
     public static async Task<Accepted<JobResponse>> Step(
         string id, AfnioDbContext db, ProjectContext project, IBackgroundJobClient hangfire, TimeProvider clock, CancellationToken ct)
     {
-        var optimizer = await FindAsync(db, project, id, ct);
+        // The row lock orders this step with loads, new groups and deletes of the same optimizer: the
+        // Worker reads settings and state that were committed before the step was.
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        var optimizer = await LockAsync(db, project, id, ct);
         var parameters = await ParamsAsync(db, optimizer.Id, ct);
         var ids = parameters.Select(p => p.VariableId).ToList();
         var gradients = (await db.VariableGradients.AsNoTracking().Where(g => ids.Contains(g.VariableId))
@@ -250,17 +257,21 @@ public static class OptimizersApi
             .Select(p => new StepParameter(p.VariableId, p.GroupIndex, [.. gradients[p.VariableId]]))
             .ToList();
         var arguments = new OptimizerStepJobArguments(optimizer.Id, stepped, parameters.Count - stepped.Count);
+        Job job;
         try
         {
-            var job = await JobScheduling.CreateAsync(db, hangfire, project.ProjectId, OptimizerStepJobArguments.JobType,
+            job = await JobScheduling.AddAsync(db, project.ProjectId, OptimizerStepJobArguments.JobType,
                 JsonSerializer.Serialize(arguments, JobEventLog.Json), clock.GetUtcNow(), ct, OptimizerStepJobArguments.LockKeyFor(optimizer.Id));
-            var response = JobResponse.From(job);
-            return TypedResults.Accepted($"/v1/jobs/{response.Id}", response);
         }
         catch (JobLockedException)
         {
             throw Busy();
         }
+
+        await tx.CommitAsync(ct);
+        await JobScheduling.EnqueueAsync(db, hangfire, job, ct);
+        var response = JobResponse.From(job);
+        return TypedResults.Accepted($"/v1/jobs/{response.Id}", response);
     }
 
     private static async Task<Dictionary<Guid, string?>> ReadStateAsync(
@@ -273,7 +284,7 @@ public static class OptimizersApi
         {
             var at = $"state.{key}";
             if (!int.TryParse(key, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var index)
-                || !byIndex.TryGetValue(index, out var parameter))
+                || index.ToString(System.Globalization.CultureInfo.InvariantCulture) != key || !byIndex.TryGetValue(index, out var parameter))
             {
                 throw ApiException.BadRequest("unknown_parameter_index",
                     $"state has an entry for '{key}', which is not a parameter index of the loaded param_groups.", at);
@@ -315,6 +326,32 @@ public static class OptimizersApi
             ? await db.Optimizers.AsNoTracking().SingleOrDefaultAsync(o => o.Id == guid && o.ProjectId == project.ProjectId, ct)
                 ?? throw ApiException.NotFound("optimizer", "id")
             : throw ApiException.NotFound("optimizer", "id");
+
+    /// <summary>
+    /// Finds the caller's optimizer and locks its row until the transaction ends: steps, state loads,
+    /// new groups and deletes of one optimizer happen one after another.
+    /// </summary>
+    private static async Task<Optimizer> LockAsync(AfnioDbContext db, ProjectContext project, string id, CancellationToken ct) =>
+        PrefixedId.TryParse(PrefixedId.Optimizer, id, out var guid)
+            ? (await db.Optimizers.FromSql($"SELECT * FROM optimizers WHERE id = {guid} AND project_id = {project.ProjectId} FOR UPDATE")
+                .AsNoTracking().ToListAsync(ct)).SingleOrDefault() ?? throw ApiException.NotFound("optimizer", "id")
+            : throw ApiException.NotFound("optimizer", "id");
+
+    /// <summary>The groups as stored; refused when there are too many or their settings are too large to copy into every group.</summary>
+    private static string CheckSize(List<TgdGroupSettings> groups, string param)
+    {
+        if (groups.Count > MaxGroups)
+        {
+            throw ApiException.BadRequest("too_many_param_groups", $"An optimizer has at most {MaxGroups} parameter groups.", param);
+        }
+
+        var json = TgdGroupSettings.ListToJson(groups);
+        return json.Length <= MaxGroupsJson
+            ? json
+            : throw ApiException.BadRequest("optimizer_too_large",
+                $"The groups' settings come to {json.Length} characters of JSON; at most {MaxGroupsJson} are stored. " +
+                "Use fewer groups, or shorter messages, constraints and completion_args.", param);
+    }
 
     /// <summary>The optimizer's parameters, numbered as state dicts number them: by group, then place in the group.</summary>
     private static Task<List<OptimizerParam>> ParamsAsync(AfnioDbContext db, Guid optimizerId, CancellationToken ct) =>

@@ -20,13 +20,18 @@ public static class JobScheduling
         return job;
     }
 
-    /// <summary>Stores a new queued job with its <c>job.created</c> event, without enqueueing it.</summary>
+    /// <summary>
+    /// Stores a new queued job with its <c>job.created</c> event, without enqueueing it: in the
+    /// caller's transaction if one is open (call <see cref="EnqueueAsync"/> after it commits).
+    /// </summary>
     /// <exception cref="JobLockedException">An unfinished job holds <paramref name="lockKey"/>.</exception>
     public static async Task<Job> AddAsync(
         AfnioDbContext db, Guid? projectId, string type, string? arguments, DateTimeOffset now, CancellationToken ct, string? lockKey = null)
     {
         var job = new Job { Id = PrefixedId.NewGuid(), ProjectId = projectId, Type = type, Arguments = arguments, LockKey = lockKey, CreatedAt = now };
-        await using (var tx = await db.Database.BeginTransactionAsync(ct))
+        // Inside the caller's transaction when there is one (the job then commits with the caller's writes).
+        var own = db.Database.CurrentTransaction is null ? await db.Database.BeginTransactionAsync(ct) : null;
+        await using (own)
         {
             // No need to wait for the disk here: EnqueueAsync ends with a synchronous commit, and the
             // log is flushed in order, so once it returns this row is durable too.
@@ -43,7 +48,10 @@ public static class JobScheduling
             }
 
             await db.AppendEventAsync(job.Id, JobEventTypes.Created, new { status = "queued" }, now, ct);
-            await tx.CommitAsync(ct);
+            if (own is not null)
+            {
+                await own.CommitAsync(ct);
+            }
         }
 
         return job;

@@ -12,7 +12,8 @@ public sealed record TgdOutcome(string? NewValue, int Attempts, string? Reason);
 /// <summary>
 /// Asks the optimizer model for a parameter's new value. A reply without a usable value between the
 /// tags is asked again (each attempt under its own step key, so a resumed step replays the same
-/// attempts from the journal); after <see cref="MaxAttempts"/> the parameter keeps its value.
+/// attempts from the journal); after <see cref="MaxAttempts"/> the parameter keeps its value. So it
+/// does when the call itself fails for good (the models retry transient faults first).
 /// </summary>
 public static class TgdRewrite
 {
@@ -34,8 +35,18 @@ public static class TgdRewrite
         string? last = null;
         for (var attempt = 1; attempt <= MaxAttempts; attempt++)
         {
-            var reply = await models.ChatAsync(
-                new ChatRequest(modelId, messages, completionArgs?.DeepClone().AsObject(), $"{stepKey}/attempt/{attempt}"), cancellationToken);
+            ChatReply reply;
+            try
+            {
+                reply = await models.ChatAsync(
+                    new ChatRequest(modelId, messages, completionArgs?.DeepClone().AsObject(), $"{stepKey}/attempt/{attempt}"), cancellationToken);
+            }
+            catch (Common.AfnioException e)
+            {
+                // The models already retried what is worth retrying; this parameter keeps its value, the others go on.
+                return new TgdOutcome(null, attempt, $"The optimizer model call failed ({e.Code}): {e.Message} The parameter keeps its value.");
+            }
+
             if (TgdPrompts.ExtractImprovedValue(reply.Content) is { } value && IsStorable(value))
             {
                 return new TgdOutcome(value, attempt, null);

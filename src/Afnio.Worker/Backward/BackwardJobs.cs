@@ -62,7 +62,7 @@ public sealed partial class BackwardJobs(
         await recorder.SetTotalAsync(job.Id, owner, plan.Nodes.Count, ct);
         var planned = watch.Elapsed;
 
-        await using (var store = new BackwardStepStore(contexts, job.Id, projectId, clock, monitor))
+        await using (var store = new BackwardStepStore(contexts, job.Id, owner, projectId, clock, monitor))
         {
             // Model calls are journaled under this job: a resumed node reuses the replies it already paid for.
             var operations = OperationRegistry.Standard(models.ForJob(projectId, job.Id));

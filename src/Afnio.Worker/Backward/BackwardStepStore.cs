@@ -24,19 +24,21 @@ public sealed record StoredAppend(Guid VariableId, Guid GradientId);
 /// is in flight are committed together in the next transaction (group commit): a node's outputs
 /// and its done mark are still never apart, and a pass of many small nodes pays for far fewer
 /// durable commits. A crash before a commit leaves nothing of its nodes; after it, a resumed pass
-/// replays them instead of running them again.
+/// replays them instead of running them again. Only the delivery holding the job's lease commits.
 /// </summary>
 public sealed class BackwardStepStore : INodeResultSink, IAsyncDisposable
 {
     private readonly IDbContextFactory<AfnioDbContext> _contexts;
     private readonly Guid _jobId;
     private readonly Guid _projectId;
+    private readonly string _owner;
     private readonly TimeProvider _clock;
     private readonly GroupCommitter<NodeResult> _committer;
 
-    public BackwardStepStore(IDbContextFactory<AfnioDbContext> contexts, Guid jobId, Guid projectId, TimeProvider clock, JobMonitor monitor)
+    public BackwardStepStore(
+        IDbContextFactory<AfnioDbContext> contexts, Guid jobId, string owner, Guid projectId, TimeProvider clock, JobMonitor monitor)
     {
-        (_contexts, _jobId, _projectId, _clock) = (contexts, jobId, projectId, clock);
+        (_contexts, _jobId, _owner, _projectId, _clock) = (contexts, jobId, owner, projectId, clock);
         _committer = new GroupCommitter<NodeResult>(CommitBatchAsync, _ => monitor.StepCompleted());
     }
 
@@ -48,6 +50,7 @@ public sealed class BackwardStepStore : INodeResultSink, IAsyncDisposable
     {
         await using var db = await _contexts.CreateDbContextAsync();
         await using var tx = await db.Database.BeginTransactionAsync();
+        await JobFence.EnsureHeldAsync(db, _jobId, _owner);
         var now = _clock.GetUtcNow();
 
         // Gradients for variables deleted since the graph was built are dropped; the lock keeps the

@@ -16,6 +16,30 @@ namespace Afnio.Worker.Jobs;
 /// <param name="Monitor">Renews the lease, counts progress, notices cancel requests.</param>
 public sealed record JobDelivery(AfnioDbContext Db, JobRecorder Recorder, Job Job, string Owner, JobMonitor Monitor);
 
+/// <summary>Thrown when a delivery is about to commit but another delivery holds the job now (or it has ended).</summary>
+public sealed class LeaseLostException(Guid jobId)
+    : Exception($"The lease on job {jobId:N} is held by another delivery, or the job has ended.");
+
+/// <summary>Fences a job's commits: only the delivery holding the lease of a running job writes.</summary>
+public static class JobFence
+{
+    /// <summary>
+    /// Locks the job row inside the current transaction if <paramref name="owner"/> holds a running
+    /// (or cancelling) job; otherwise throws <see cref="LeaseLostException"/>. A delivery that lost its
+    /// lease, stalled past it, or outlived its job's end can then write nothing.
+    /// </summary>
+    public static async Task EnsureHeldAsync(AfnioDbContext db, Guid jobId, string owner)
+    {
+        var held = await db.Database.SqlQuery<int>($"""
+            SELECT 1 AS "Value" FROM jobs WHERE id = {jobId} AND lease_owner = {owner} AND status IN ('running', 'cancelling') FOR UPDATE
+            """).ToListAsync();
+        if (held.Count == 0)
+        {
+            throw new LeaseLostException(jobId);
+        }
+    }
+}
+
 /// <summary>Thrown when a step of a job was already committed by another delivery of the same job.</summary>
 public sealed class StepAlreadyCommittedException(string stepKey, Exception inner)
     : Exception($"The step {stepKey} was committed by another delivery.", inner);
@@ -27,7 +51,7 @@ public sealed class StepAlreadyCommittedException(string stepKey, Exception inne
 /// <list type="bullet">
 /// <item><description>A cancel request stops the body between steps: the job ends <c>cancelled</c>.</description></item>
 /// <item><description>An <see cref="AfnioException"/> fails the job with its code and message.</description></item>
-/// <item><description>A lost lease, or a step another delivery committed, stops quietly: the other delivery finishes.</description></item>
+/// <item><description>A lost lease (seen by the monitor or by a commit's fence), or a step another delivery committed, stops quietly: the other delivery finishes.</description></item>
 /// <item><description>Shutdown and transient database errors give the lease up and rethrow, so Hangfire retries and the retry resumes.</description></item>
 /// <item><description>Anything else fails the job with <c>failureCode</c>.</description></item>
 /// </list>
@@ -75,7 +99,7 @@ public sealed partial class JobExecution(
             await releaseAsync(db);
             await recorder.FailAsync(jobId, owner, e.Code, e.Message);
         }
-        catch (Exception e) when (monitor.Lost.IsCancellationRequested || e is StepAlreadyCommittedException)
+        catch (Exception e) when (monitor.Lost.IsCancellationRequested || e is StepAlreadyCommittedException or LeaseLostException)
         {
             LogHandedOver(log, job.Type, jobId);
         }

@@ -62,6 +62,11 @@ public sealed partial class OptimizerJobs(
         var optimizer = await db.Optimizers.AsNoTracking().SingleOrDefaultAsync(o => o.Id == arguments.OptimizerId, ct)
             ?? throw AfnioException.NotFound("optimizer_not_found", "The optimizer was deleted before its step ran.");
         var groups = TgdGroupSettings.ListFromJson(optimizer.ParamGroups);
+        if (arguments.Parameters.Any(p => p.GroupIndex >= groups.Count))
+        {
+            throw AfnioException.Conflict("optimizer_changed", "The optimizer's parameter groups changed after the step was asked for.");
+        }
+
         var committed = await CommittedAsync(db, job.Id, ct);
         await delivery.Recorder.SetTotalAsync(job.Id, delivery.Owner, arguments.Parameters.Count, ct);
 
@@ -70,7 +75,7 @@ public sealed partial class OptimizerJobs(
         var languageModels = models.ForJob(projectId, job.Id);
         // Parameters whose replies arrive together commit together, each with its own step row.
         await using (var committer = new GroupCommitter<ParameterCommit>(
-            batch => CommitAsync(projectId, job.Id, optimizer.Id, batch), _ => delivery.Monitor.StepCompleted()))
+            batch => CommitAsync(projectId, job.Id, delivery.Owner, optimizer.Id, batch), _ => delivery.Monitor.StepCompleted()))
         {
             await Concurrent.AllAsync(pending.Count, (i, token) =>
                 UpdateAsync(languageModels, pending[i], groups[pending[i].GroupIndex], inputs[pending[i].VariableId], committer, delivery.Monitor, token), ct);
@@ -90,34 +95,61 @@ public sealed partial class OptimizerJobs(
         ILanguageModels languageModels, StepParameter parameter, TgdGroupSettings settings, ParameterInput input,
         GroupCommitter<ParameterCommit> committer, JobMonitor monitor, CancellationToken ct)
     {
-        // A cancel request stops the parameters still waiting for (or in) their calls; one whose reply
-        // arrived is committed, so what was paid for is kept.
+        // A cancel request stops the parameters still waiting for (or in) their calls; outcomes already
+        // handed to the committer are committed.
         using var calls = CancellationTokenSource.CreateLinkedTokenSource(ct, monitor.CancelRequested);
-        TgdOutcome outcome;
-        if (input.Refusal is { } refusal)
-        {
-            outcome = new TgdOutcome(null, 0, refusal);
-        }
-        else
-        {
-            var messages = TgdConversation.Build(input.Request!, input.CustomMessages, input.Inputs);
-            outcome = await TgdRewrite.RunAsync(languageModels, ModelId(settings), settings.CompletionArgs, messages,
-                parameter.VariableId.ToString("N"), calls.Token);
-        }
-
+        var outcome = await RewriteAsync(languageModels, parameter, settings, input, calls.Token);
         await committer.CommitAsync(new ParameterCommit(parameter, settings, input, outcome), ct);
         return true;
     }
 
+    /// <summary>The optimizer-model calls for one parameter; a parameter that cannot be asked keeps its value, with the reason.</summary>
+    private static async Task<TgdOutcome> RewriteAsync(
+        ILanguageModels languageModels, StepParameter parameter, TgdGroupSettings settings, ParameterInput input, CancellationToken ct)
+    {
+        if (input.Refusal is { } refusal)
+        {
+            return new TgdOutcome(null, 0, refusal);
+        }
+
+        IReadOnlyList<ChatMessage> messages;
+        try
+        {
+            messages = TgdConversation.Build(input.Request!, input.CustomMessages, input.Inputs);
+        }
+        catch (AfnioException e)
+        {
+            // A custom message edited since the optimizer was created may name an input that does not exist.
+            return new TgdOutcome(null, 0, $"The optimizer prompt could not be built ({e.Code}): {e.Message}");
+        }
+
+        return await TgdRewrite.RunAsync(languageModels, ModelId(settings), settings.CompletionArgs, messages, parameter.VariableId.ToString("N"), ct);
+    }
+
     /// <summary>
-    /// Commits a group of parameter outcomes in one transaction. Per parameter: the new value, a
-    /// Parameter snapshot of the old one and the pushed momentum window (momentum 0 keeps none), the
-    /// step row and the event.
+    /// Commits a group of parameter outcomes in one transaction, one statement per table. Per
+    /// parameter: the new value (only over the value the prompt showed: a parameter changed or
+    /// deleted meanwhile keeps what it has), a Parameter snapshot of the old value and the pushed
+    /// momentum window (momentum 0 keeps none), the step row and the event. Only the delivery
+    /// holding the job's lease can commit.
     /// </summary>
-    private async Task CommitAsync(Guid projectId, Guid jobId, Guid optimizerId, IReadOnlyList<ParameterCommit> batch)
+    private async Task CommitAsync(Guid projectId, Guid jobId, string owner, Guid optimizerId, IReadOnlyList<ParameterCommit> batch)
     {
         var now = clock.GetUtcNow();
-        var updates = new List<(Guid Id, string Data)>();
+        await using var db = await contexts.CreateDbContextAsync();
+        await using var tx = await db.Database.BeginTransactionAsync();
+        await JobFence.EnsureHeldAsync(db, jobId, owner);
+
+        var rewrites = batch.Where(c => c.Outcome.NewValue is not null).ToList();
+        var applied = rewrites.Count == 0 ? [] : (await db.Database.SqlQuery<Guid>($"""
+            UPDATE variables v SET data = t.d::jsonb, data_kind = 'str'
+            FROM unnest({rewrites.Select(c => c.Parameter.VariableId).ToArray()}::uuid[],
+                        {rewrites.Select(c => VariableData.Of(c.Outcome.NewValue!).ToJson()).ToArray()}::text[],
+                        {rewrites.Select(c => c.Input.Variable!.Data).ToArray()}::text[]) AS t(id, d, old)
+            WHERE v.id = t.id AND v.project_id = {projectId} AND v.data_kind = 'str' AND v.data = t.old::jsonb
+            RETURNING v.id AS "Value"
+            """).ToListAsync()).ToHashSet();
+
         var snapshots = new List<Variable>();
         var windows = new List<(Guid Id, string Window)>();
         var steps = new List<(string Key, string Result)>();
@@ -125,10 +157,19 @@ public sealed partial class OptimizerJobs(
         foreach (var (parameter, settings, input, outcome) in batch)
         {
             var parameterId = PrefixedId.Format(PrefixedId.Variable, parameter.VariableId);
-            string? snapshotId = null;
-            if (outcome.NewValue is { } value)
+            ParameterOutcome result;
+            if (outcome.NewValue is null)
             {
-                updates.Add((parameter.VariableId, VariableData.Of(value).ToJson()));
+                result = new ParameterOutcome(parameterId, ParameterOutcome.Kept, outcome.Attempts, outcome.Reason, null);
+            }
+            else if (!applied.Contains(parameter.VariableId))
+            {
+                result = new ParameterOutcome(parameterId, ParameterOutcome.Kept, outcome.Attempts,
+                    "The parameter was changed or deleted while the step ran; it keeps what it has now.", null);
+            }
+            else
+            {
+                string? snapshotId = null;
                 IReadOnlyList<MomentumEntry> window = [];
                 if (settings.Momentum > 0)
                 {
@@ -141,18 +182,13 @@ public sealed partial class OptimizerJobs(
                 }
 
                 windows.Add((parameter.VariableId, MomentumEntry.ListToJson(window)));
+                result = new ParameterOutcome(parameterId, ParameterOutcome.Updated, outcome.Attempts, null, snapshotId);
             }
 
-            var result = outcome.NewValue is null
-                ? new ParameterOutcome(parameterId, ParameterOutcome.Kept, outcome.Attempts, outcome.Reason, null)
-                : new ParameterOutcome(parameterId, ParameterOutcome.Updated, outcome.Attempts, null, snapshotId);
             steps.Add((parameter.VariableId.ToString("N"), JsonSerializer.Serialize(result, JobEventLog.Json)));
             events.Add((result.Status == ParameterOutcome.Updated ? ParameterUpdatedEvent : ParameterKeptEvent, result));
         }
 
-        // One statement per table for the whole group.
-        await using var db = await contexts.CreateDbContextAsync();
-        await using var tx = await db.Database.BeginTransactionAsync();
         try
         {
             await db.Database.ExecuteSqlAsync($"""
@@ -165,13 +201,8 @@ public sealed partial class OptimizerJobs(
             throw new StepAlreadyCommittedException($"a parameter of job {jobId:N}", e);
         }
 
-        if (updates.Count > 0)
+        if (windows.Count > 0)
         {
-            await db.Database.ExecuteSqlAsync($"""
-                UPDATE variables v SET data = t.d::jsonb, data_kind = 'str'
-                FROM unnest({updates.Select(u => u.Id).ToArray()}::uuid[], {updates.Select(u => u.Data).ToArray()}::text[]) AS t(id, d)
-                WHERE v.id = t.id
-                """);
             await db.Database.ExecuteSqlAsync($"""
                 UPDATE optimizer_params p SET momentum_buffer = t.w::jsonb
                 FROM unnest({windows.Select(w => w.Id).ToArray()}::uuid[], {windows.Select(w => w.Window).ToArray()}::text[]) AS t(id, w)
