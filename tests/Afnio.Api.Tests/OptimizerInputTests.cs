@@ -122,7 +122,9 @@ public sealed class OptimizerInputTests(ModelWorkerApp app) : IClassFixture<Mode
 
         using var many = await scene.Project.Client.PostAsJsonAsync("/v1/optimizers", new
         {
-            type = "tgd", model_id = scene.Model, param_groups = Enumerable.Range(0, 101).Select(_ => new { @params = new[] { scene.P } }),
+            type = "tgd",
+            model_id = scene.Model,
+            param_groups = Enumerable.Range(0, 101).Select(_ => new { @params = new[] { scene.P } }),
         });
         await many.AssertProblemAsync(400, "too_many_param_groups");
 
@@ -135,7 +137,9 @@ public sealed class OptimizerInputTests(ModelWorkerApp app) : IClassFixture<Mode
 
         using var large = await scene.Project.Client.PostAsJsonAsync("/v1/optimizers", new
         {
-            type = "tgd", model_id = scene.Model, constraints = Enumerable.Range(0, 95).Select(_ => new string('c', 1000)),
+            type = "tgd",
+            model_id = scene.Model,
+            constraints = Enumerable.Range(0, 95).Select(_ => new string('c', 1000)),
             param_groups = parameters.Select(p => new { @params = new[] { p } }),
         });
         await large.AssertProblemAsync(400, "optimizer_too_large");
