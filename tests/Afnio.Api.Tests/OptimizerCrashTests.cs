@@ -109,7 +109,7 @@ public sealed partial class OptimizerCrashTests
     // Slow optimizer calls, so the kill lands among them.
     private static FakeReply Reply(JsonElement request) => FakeReply.Text(
         $"{TgdPrompts.OpenTag}{VariableValue().Match(FakeOpenAiServer.MessageText(request, "user")).Groups[1].Value.ToUpperInvariant()}{TgdPrompts.CloseTag}",
-        TimeSpan.FromMilliseconds(150));
+        TimeSpan.FromMilliseconds(300));
 
     private static int OptimizerCalls(FakeOpenAiServer fake) =>
         fake.Requests.Count(r => FakeOpenAiServer.MessageText(r, "system") == TgdPrompts.SystemPrompt);
