@@ -44,6 +44,9 @@ public sealed partial class JobMonitor : IAsyncDisposable
     /// <summary>Counts one committed step.</summary>
     public void StepCompleted() => Interlocked.Increment(ref _completed);
 
+    /// <summary>Sets the count from the steps found committed when a delivery resumes; published at the next beat.</summary>
+    public void StepsAlreadyCompleted(int count) => Interlocked.Exchange(ref _completed, count);
+
     /// <summary>Publishes progress now and reports whether the lease is still held.</summary>
     public async Task<bool> FlushAsync(CancellationToken ct) => await BeatAsync(ct) is not null;
 

@@ -69,6 +69,7 @@ public sealed partial class OptimizerJobs(
 
         var committed = await CommittedAsync(db, job.Id, ct);
         await delivery.Recorder.SetTotalAsync(job.Id, delivery.Owner, arguments.Parameters.Count, ct);
+        delivery.Monitor.StepsAlreadyCompleted(committed.Count);
 
         var pending = arguments.Parameters.Where(p => !committed.ContainsKey(p.VariableId)).ToList();
         var inputs = await LoadAsync(db, projectId, optimizer.Id, pending, groups, ct);
