@@ -1,5 +1,6 @@
 using Afnio.Api.Auth;
 using Afnio.Api.Autodiff;
+using Afnio.Api.Datasets;
 using Afnio.Api.Idempotency;
 using Afnio.Api.Infrastructure;
 using Afnio.Api.Jobs;
@@ -60,6 +61,7 @@ v1.MapJobs();
 v1.MapModels();
 v1.MapUsage();
 v1.MapOptimizers();
+v1.MapDatasets();
 
 app.Run();
 

@@ -1,3 +1,4 @@
+using Afnio.Data.Datasets;
 using Afnio.Data.Graph;
 using Afnio.Data.Idempotency;
 using Afnio.Data.Jobs;
@@ -25,6 +26,9 @@ public sealed class AfnioDbContext(DbContextOptions<AfnioDbContext> options) : D
     public DbSet<ModelCall> ModelCalls => Set<ModelCall>();
     public DbSet<Optimizer> Optimizers => Set<Optimizer>();
     public DbSet<OptimizerParam> OptimizerParams => Set<OptimizerParam>();
+    public DbSet<Dataset> Datasets => Set<Dataset>();
+    public DbSet<DatasetVersion> DatasetVersions => Set<DatasetVersion>();
+    public DbSet<DatasetItem> DatasetItems => Set<DatasetItem>();
 
     /// <summary>The Data Protection key ring, shared by the API and the Worker (both decrypt provider keys).</summary>
     public DbSet<DataProtectionKey> DataProtectionKeys => Set<DataProtectionKey>();

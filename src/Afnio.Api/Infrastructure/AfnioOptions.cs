@@ -11,6 +11,9 @@ public sealed class AfnioOptions
     /// <summary>Requests with a larger body are refused with 413.</summary>
     public long MaxRequestBodyBytes { get; set; } = 1024 * 1024;
 
+    /// <summary>The body limit of dataset uploads (<c>Afnio__MaxUploadBytes</c>), which carry many items at once.</summary>
+    public long MaxUploadBytes { get; set; } = 64 * 1024 * 1024;
+
     /// <summary>How long a process remembers a valid project key; 0 looks every key up on every request.</summary>
     public int KeyCacheSeconds { get; set; } = 10;
 

@@ -15,7 +15,8 @@ public static class RequestLimits
     /// </summary>
     public static IApplicationBuilder UseRequestBodyLimit(this IApplicationBuilder app) => app.Use(async (http, next) =>
     {
-        var limit = http.RequestServices.GetRequiredService<IOptions<AfnioOptions>>().Value.MaxRequestBodyBytes;
+        var options = http.RequestServices.GetRequiredService<IOptions<AfnioOptions>>().Value;
+        var limit = http.GetEndpoint()?.Metadata.GetMetadata<Datasets.LargeBody>() is null ? options.MaxRequestBodyBytes : options.MaxUploadBytes;
         if (http.Request.ContentLength > limit)
         {
             await Problems.WriteAsync(http, StatusCodes.Status413PayloadTooLarge, "payload_too_large",

@@ -32,6 +32,12 @@ public static class PrefixedId
     /// <summary>Prefix of optimizer ids.</summary>
     public const string Optimizer = "opt";
 
+    /// <summary>Prefix of dataset ids.</summary>
+    public const string Dataset = "ds";
+
+    /// <summary>Prefix of dataset item ids.</summary>
+    public const string DatasetItem = "item";
+
     /// <summary>A new time-ordered UUID.</summary>
     public static Guid NewGuid() => Guid.CreateVersion7();
 
