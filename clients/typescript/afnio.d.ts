@@ -121,6 +121,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/datasets/{id}/split": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Splits a version by ratios or sizes after a seeded shuffle (Python's random.Random(seed).shuffle), or by a field. Changes nothing; the same request always gives the same split. */
+        post: operations["splitDataset"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/functions/{name}": {
         parameters: {
             query?: never;
@@ -835,6 +852,13 @@ export interface components {
             updated_at: number;
             readonly object: string;
         };
+        /** @description One split: its name and its items, in split order. */
+        DatasetSplitResponse: {
+            name: string;
+            /** Format: int32 */
+            count: number;
+            item_ids: string[];
+        };
         /** @description The list envelope: `{object: "list", data, first_id, last_id, has_more}`. */
         DatasetVersionList: {
             data: components["schemas"]["DatasetVersionResponse"][];
@@ -1169,6 +1193,41 @@ export interface components {
             model_id?: string | null;
             /** @description Completion arguments of every backward call (e.g. `{"model": "gpt-4o", "temperature": 0}`). */
             completion_args?: unknown;
+        };
+        /**
+         * @description How to split a dataset version: `ratios` or `sizes` after a shuffle with Python's
+         *     `random.Random(seed)` (so afnio's and DSPy's splits are reproduced exactly), or by the value of
+         *     a string `field` of each item.
+         */
+        SplitRequest: {
+            /**
+             * Format: int32
+             * @description The version to split; the latest by default.
+             */
+            version?: number | null;
+            /** @description `ratios`, `sizes` or `field`. */
+            method?: string | null;
+            /** @description For `ratios`: one ratio per split, summing to 1 (e.g. `[0.33, 0.33, 0.34]`). */
+            ratios?: number[] | null;
+            /** @description For `sizes`: one item count per split, summing to the version's item count. */
+            sizes?: number[] | null;
+            /**
+             * Format: int32
+             * @description The shuffle's seed for `ratios` and `sizes` (default 0).
+             */
+            seed?: number | null;
+            /** @description For `field`: the top-level field holding each item's split name. */
+            field?: string | null;
+            /** @description Split names. For `field`, the values to collect; otherwise labels (default train, validation, test). */
+            names?: string[] | null;
+        };
+        /** @description A dataset version split. */
+        SplitResponse: {
+            dataset_id: string;
+            /** Format: int32 */
+            version: number;
+            splits: components["schemas"]["DatasetSplitResponse"][];
+            readonly object: string;
         };
         /** @description A parameter group in a state dict: settings, and parameters as indices numbered across groups. */
         StateDictGroup: {
@@ -1897,6 +1956,71 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["DatasetVersionList"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    splitDataset: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key with the same request replays the stored response for 24 hours; the same key with a different request answers 422. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SplitRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SplitResponse"];
                 };
             };
             /** @description Bad Request */

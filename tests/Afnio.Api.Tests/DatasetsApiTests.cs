@@ -36,6 +36,59 @@ public sealed class DatasetsApiTests(AfnioApiFactory app) : IClassFixture<AfnioA
     }
 
     [Fact]
+    public async Task TheFacilitySplit_IsReproduced_BySizesOrRatiosWithSeedZero()
+    {
+        var project = await app.CreateProjectAsync();
+        var items = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(RepoPaths.Root, "data", "facility-support", "dataset.json"))).RootElement;
+        var id = (await project.Client.PostJsonAsync("/v1/datasets", new { name = "facility", items })).GetProperty("id").GetString()!;
+        var sentiments = (await project.Client.GetJsonAsync($"/v1/datasets/{id}/items?limit=1000")).GetProperty("data").EnumerateArray()
+            .ToDictionary(i => i.GetProperty("id").GetString()!,
+                i => JsonDocument.Parse(i.GetProperty("data").GetProperty("answer").GetString()!).RootElement.GetProperty("sentiment").GetString()!);
+
+        var bySizes = await project.Client.PostJsonAsync($"/v1/datasets/{id}/split", new { method = "sizes", sizes = new[] { 66, 66, 68 }, seed = 0 });
+        var byRatios = await project.Client.PostJsonAsync($"/v1/datasets/{id}/split", new { method = "ratios", ratios = new[] { 0.33, 0.33, 0.34 } });
+
+        Assert.Equal(bySizes.GetProperty("splits").GetRawText(), byRatios.GetProperty("splits").GetRawText());
+        var splits = bySizes.GetProperty("splits").EnumerateArray().ToList();
+        Assert.Equal(["train", "validation", "test"], splits.Select(s => s.GetProperty("name").GetString()));
+        // The dataset's README: train 36 neutral / 20 positive / 10 negative; validation 39/17/10; test 38/24/6.
+        Assert.Equal([(36, 20, 10), (39, 17, 10), (38, 24, 6)], splits.Select(s =>
+        {
+            var labels = s.GetProperty("item_ids").EnumerateArray().Select(i => sentiments[i.GetString()!]).ToList();
+            return (labels.Count(l => l == "neutral"), labels.Count(l => l == "positive"), labels.Count(l => l == "negative"));
+        }));
+    }
+
+    [Fact]
+    public async Task Splits_ByField_AndTheirErrors()
+    {
+        var project = await app.CreateProjectAsync();
+        var id = (await project.Client.PostJsonAsync("/v1/datasets", new
+        {
+            name = "fielded",
+            items = new object[] { new { split = "train", x = 1 }, new { split = "test", x = 2 }, new { split = "train", x = 3 }, new { x = 4 } },
+        })).GetProperty("id").GetString()!;
+
+        var split = await project.Client.PostJsonAsync($"/v1/datasets/{id}/split", new { method = "field", field = "split", names = new[] { "train", "test" } });
+
+        Assert.Equal([2, 1], split.GetProperty("splits").EnumerateArray().Select(s => s.GetProperty("count").GetInt32()));
+        foreach (var (body, code) in new (object, string)[]
+        {
+            (new { }, "missing_field"),
+            (new { method = "random" }, "invalid_method"),
+            (new { method = "ratios", ratios = new[] { 0.5, 0.6 } }, "invalid_split"),
+            (new { method = "sizes", sizes = new[] { 1, 1 } }, "invalid_split"),
+            (new { method = "sizes", sizes = new[] { 2, 2 }, names = new[] { "a" } }, "invalid_names"),
+            (new { method = "field", names = new[] { "train" } }, "missing_field"),
+            (new { method = "ratios", ratios = new[] { 0.5, 0.5 }, version = 3 }, "unknown_version"),
+        })
+        {
+            using var response = await project.Client.PostAsJsonAsync($"/v1/datasets/{id}/split", body);
+            await response.AssertProblemAsync(400, code);
+        }
+    }
+
+    [Fact]
     public async Task Appends_MakeNewVersions_AndOldVersionsStayAsTheyWere()
     {
         var project = await app.CreateProjectAsync();

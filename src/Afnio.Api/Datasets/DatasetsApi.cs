@@ -5,6 +5,7 @@ using Afnio.Api.Infrastructure;
 using Afnio.Data;
 using Afnio.Data.Datasets;
 using Afnio.Domain.Common;
+using Afnio.Domain.Datasets;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
@@ -39,6 +40,45 @@ public sealed record CreateDatasetRequest(string? Name, string? Description, IRe
 /// <summary>The body of <c>POST /v1/datasets/{id}/items</c> as JSON (a bare array of items, or JSON Lines, work too).</summary>
 public sealed record AppendItemsRequest(IReadOnlyList<JsonElement>? Items);
 
+/// <summary>
+/// How to split a dataset version: <c>ratios</c> or <c>sizes</c> after a shuffle with Python's
+/// <c>random.Random(seed)</c> (so afnio's and DSPy's splits are reproduced exactly), or by the value of
+/// a string <c>field</c> of each item.
+/// </summary>
+public sealed record SplitRequest
+{
+    /// <summary>The version to split; the latest by default.</summary>
+    public int? Version { get; init; }
+
+    /// <summary><c>ratios</c>, <c>sizes</c> or <c>field</c>.</summary>
+    public string? Method { get; init; }
+
+    /// <summary>For <c>ratios</c>: one ratio per split, summing to 1 (e.g. <c>[0.33, 0.33, 0.34]</c>).</summary>
+    public IReadOnlyList<double>? Ratios { get; init; }
+
+    /// <summary>For <c>sizes</c>: one item count per split, summing to the version's item count.</summary>
+    public IReadOnlyList<int>? Sizes { get; init; }
+
+    /// <summary>The shuffle's seed for <c>ratios</c> and <c>sizes</c> (default 0).</summary>
+    public int? Seed { get; init; }
+
+    /// <summary>For <c>field</c>: the top-level field holding each item's split name.</summary>
+    public string? Field { get; init; }
+
+    /// <summary>Split names. For <c>field</c>, the values to collect; otherwise labels (default train, validation, test).</summary>
+    public IReadOnlyList<string>? Names { get; init; }
+}
+
+/// <summary>One split: its name and its items, in split order.</summary>
+public sealed record DatasetSplitResponse(string Name, int Count, IReadOnlyList<string> ItemIds);
+
+/// <summary>A dataset version split.</summary>
+public sealed record SplitResponse(string DatasetId, int Version, IReadOnlyList<DatasetSplitResponse> Splits)
+{
+    [JsonPropertyOrder(-1)]
+    public string Object => "dataset.split";
+}
+
 /// <summary>Marks endpoints whose bodies may reach <see cref="AfnioOptions.MaxUploadBytes"/>.</summary>
 public sealed record LargeBody;
 
@@ -66,6 +106,9 @@ public static class DatasetsApi
         group.MapGet("/{id}/items", ListItems).WithName("listDatasetItems")
             .WithDescription("Items in dataset order, of the latest version or of ?version=. after is an item id.");
         group.MapGet("/{id}/versions", ListVersions).WithName("listDatasetVersions");
+        group.MapPost("/{id}/split", Split).WithName("splitDataset")
+            .WithDescription("Splits a version by ratios or sizes after a seeded shuffle (Python's random.Random(seed).shuffle), or by a field. " +
+                "Changes nothing; the same request always gives the same split.");
         return v1;
     }
 
@@ -181,6 +224,41 @@ public static class DatasetsApi
         var versions = await db.DatasetVersions.AsNoTracking().Where(v => v.DatasetId == dataset.Id).OrderBy(v => v.Version).ToListAsync(ct);
         return TypedResults.Ok(new ListResponse<DatasetVersionResponse>(
             [.. versions.Select(v => new DatasetVersionResponse(id, v.Version, v.ItemCount, UnixTime.Of(v.CreatedAt)))], null, null, false));
+    }
+
+    public static async Task<Ok<SplitResponse>> Split(string id, SplitRequest request, AfnioDbContext db, ProjectContext project, CancellationToken ct)
+    {
+        var dataset = await FindAsync(db, project, id, ct);
+        var count = await ItemCountAsync(db, dataset, request.Version, ct);
+        var items = await db.DatasetItems.AsNoTracking().Where(i => i.DatasetId == dataset.Id && i.Position < count)
+            .OrderBy(i => i.Position).Select(i => new { i.Id, Value = request.Field == null ? null : i.Data }).ToListAsync(ct);
+        var seed = request.Seed ?? 0;
+        var (names, indices) = request.Method switch
+        {
+            "ratios" => (request.Names, DatasetSplits.ByRatios(count,
+                request.Ratios ?? throw ApiException.BadRequest("missing_field", "'ratios' is required for method 'ratios'.", "ratios"), seed)),
+            "sizes" => (request.Names, DatasetSplits.BySizes(count,
+                request.Sizes ?? throw ApiException.BadRequest("missing_field", "'sizes' is required for method 'sizes'.", "sizes"), seed)),
+            "field" => (request.Names ?? throw ApiException.BadRequest("missing_field", "'names' (the split values to collect) is required for method 'field'.", "names"),
+                DatasetSplits.ByField([.. items.Select(i => FieldText(i.Value, request.Field ?? throw ApiException.BadRequest("missing_field", "'field' is required for method 'field'.", "field")))],
+                    request.Names)),
+            null => throw ApiException.BadRequest("missing_field", "'method' is required: ratios, sizes or field.", "method"),
+            var other => throw ApiException.BadRequest("invalid_method", $"Unknown split method '{other}'; use ratios, sizes or field.", "method"),
+        };
+        if (names is not null && names.Count != indices.Count)
+        {
+            throw ApiException.BadRequest("invalid_names", $"'names' has {names.Count} names for {indices.Count} splits.", "names");
+        }
+
+        string[] defaults = indices.Count == 3 ? ["train", "validation", "test"] : [.. Enumerable.Range(0, indices.Count).Select(i => $"split_{i}")];
+        return TypedResults.Ok(new SplitResponse(id, request.Version ?? dataset.Version, [.. indices.Select((split, i) => new DatasetSplitResponse(
+            (names ?? defaults)[i], split.Count, [.. split.Select(index => PrefixedId.Format(PrefixedId.DatasetItem, items[index].Id))]))]));
+    }
+
+    private static string? FieldText(string? json, string field)
+    {
+        using var document = JsonDocument.Parse(json!);
+        return document.RootElement.TryGetProperty(field, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
     }
 
     /// <summary>How many items <paramref name="version"/> (default: the latest) holds.</summary>
