@@ -7,6 +7,7 @@ using Afnio.Api.Jobs;
 using Afnio.Api.Models;
 using Afnio.Api.Optimizers;
 using Afnio.Api.Projects;
+using Afnio.Api.Runs;
 using Afnio.Api.Variables;
 using Afnio.Data;
 using Afnio.Worker;
@@ -62,6 +63,7 @@ v1.MapModels();
 v1.MapUsage();
 v1.MapOptimizers();
 v1.MapDatasets();
+v1.MapRuns();
 
 app.Run();
 

@@ -5,6 +5,7 @@ using Afnio.Data.Jobs;
 using Afnio.Data.LanguageModels;
 using Afnio.Data.Optimizers;
 using Afnio.Data.Projects;
+using Afnio.Data.Runs;
 using Afnio.Data.Variables;
 using Microsoft.AspNetCore.DataProtection.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore;
@@ -29,6 +30,8 @@ public sealed class AfnioDbContext(DbContextOptions<AfnioDbContext> options) : D
     public DbSet<Dataset> Datasets => Set<Dataset>();
     public DbSet<DatasetVersion> DatasetVersions => Set<DatasetVersion>();
     public DbSet<DatasetItem> DatasetItems => Set<DatasetItem>();
+    public DbSet<Run> Runs => Set<Run>();
+    public DbSet<RunMetric> RunMetrics => Set<RunMetric>();
 
     /// <summary>The Data Protection key ring, shared by the API and the Worker (both decrypt provider keys).</summary>
     public DbSet<DataProtectionKey> DataProtectionKeys => Set<DataProtectionKey>();

@@ -763,6 +763,96 @@ namespace Afnio.Migrations.Migrations
                     b.ToTable("projects", (string)null);
                 });
 
+            modelBuilder.Entity("Afnio.Data.Runs.Run", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("Description")
+                        .HasMaxLength(2000)
+                        .HasColumnType("character varying(2000)")
+                        .HasColumnName("description");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("name");
+
+                    b.Property<Guid>("ProjectId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("project_id");
+
+                    b.Property<string>("Status")
+                        .IsRequired()
+                        .HasMaxLength(32)
+                        .HasColumnType("character varying(32)")
+                        .HasColumnName("status");
+
+                    b.Property<DateTimeOffset>("UpdatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("updated_at");
+
+                    b.HasKey("Id")
+                        .HasName("pk_runs");
+
+                    b.HasIndex("ProjectId", "Id")
+                        .HasDatabaseName("ix_runs_project_id_id");
+
+                    b.HasIndex("ProjectId", "Name")
+                        .IsUnique()
+                        .HasDatabaseName("ix_runs_project_id_name");
+
+                    b.ToTable("runs", (string)null);
+                });
+
+            modelBuilder.Entity("Afnio.Data.Runs.RunMetric", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("name");
+
+                    b.Property<Guid>("RunId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("run_id");
+
+                    b.Property<long>("Step")
+                        .HasColumnType("bigint")
+                        .HasColumnName("step");
+
+                    b.Property<double>("Value")
+                        .HasColumnType("double precision")
+                        .HasColumnName("value");
+
+                    b.HasKey("Id")
+                        .HasName("pk_run_metrics");
+
+                    b.HasIndex("RunId", "Id")
+                        .HasDatabaseName("ix_run_metrics_run_id_id");
+
+                    b.HasIndex("RunId", "Name", "Step")
+                        .HasDatabaseName("ix_run_metrics_run_id_name_step");
+
+                    b.ToTable("run_metrics", (string)null);
+                });
+
             modelBuilder.Entity("Afnio.Data.Variables.Variable", b =>
                 {
                     b.Property<Guid>("Id")
@@ -1026,6 +1116,26 @@ namespace Afnio.Migrations.Migrations
                         .HasForeignKey("BackwardModelId")
                         .OnDelete(DeleteBehavior.SetNull)
                         .HasConstraintName("fk_projects_models_backward_model_id");
+                });
+
+            modelBuilder.Entity("Afnio.Data.Runs.Run", b =>
+                {
+                    b.HasOne("Afnio.Data.Projects.Project", null)
+                        .WithMany()
+                        .HasForeignKey("ProjectId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_runs_projects_project_id");
+                });
+
+            modelBuilder.Entity("Afnio.Data.Runs.RunMetric", b =>
+                {
+                    b.HasOne("Afnio.Data.Runs.Run", null)
+                        .WithMany()
+                        .HasForeignKey("RunId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_run_metrics_runs_run_id");
                 });
 
             modelBuilder.Entity("Afnio.Data.Variables.Variable", b =>

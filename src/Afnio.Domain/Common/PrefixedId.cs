@@ -38,6 +38,12 @@ public static class PrefixedId
     /// <summary>Prefix of dataset item ids.</summary>
     public const string DatasetItem = "item";
 
+    /// <summary>Prefix of run ids.</summary>
+    public const string Run = "run";
+
+    /// <summary>Prefix of run metric ids.</summary>
+    public const string Metric = "met";
+
     /// <summary>A new time-ordered UUID.</summary>
     public static Guid NewGuid() => Guid.CreateVersion7();
 
