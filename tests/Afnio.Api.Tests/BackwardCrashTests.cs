@@ -89,13 +89,7 @@ public sealed class BackwardCrashTests
         return await db.Variables.CountAsync(v => v.ProjectId == id);
     }
 
-    private static async Task WaitForStepsAsync(Data.AfnioDbContext db, Guid jobId, int atLeast, ProcessHost worker)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (await db.JobSteps.CountAsync(s => s.JobId == jobId) < atLeast)
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"the pass did not start:\n{worker.Output}");
-            await Task.Delay(10);
-        }
-    }
+    private static Task WaitForStepsAsync(Data.AfnioDbContext db, Guid jobId, int atLeast, ProcessHost worker) =>
+        Eventually.UntilAsync(async () => await db.JobSteps.CountAsync(s => s.JobId == jobId) >= atLeast,
+            TimeSpan.FromSeconds(60), () => $"the pass did not start:\n{worker.Output}");
 }

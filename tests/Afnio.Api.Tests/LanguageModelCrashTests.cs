@@ -110,15 +110,9 @@ public sealed partial class LanguageModelCrashTests
     private static bool IsFeedback(JsonElement request) =>
         request.GetProperty("messages")[0].GetProperty("content").GetString() == FeedbackPrompts.GradientEngineSystemPrompt;
 
-    private static async Task WaitForJournalAsync(Data.AfnioDbContext db, Guid jobId, int atLeast, ProcessHost worker)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (await db.ModelCalls.CountAsync(c => c.JobId == jobId) < atLeast)
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"the pass did not start:\n{worker.Output}");
-            await Task.Delay(10);
-        }
-    }
+    private static Task WaitForJournalAsync(Data.AfnioDbContext db, Guid jobId, int atLeast, ProcessHost worker) =>
+        Eventually.UntilAsync(async () => await db.ModelCalls.CountAsync(c => c.JobId == jobId) >= atLeast,
+            TimeSpan.FromSeconds(60), () => $"the pass did not start:\n{worker.Output}");
 
     [GeneratedRegex(@"<VARIABLE>\s*(p\d+)\s*</VARIABLE>")]
     private static partial Regex VariableValue();

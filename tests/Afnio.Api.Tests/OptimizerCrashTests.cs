@@ -132,15 +132,9 @@ public sealed partial class OptimizerCrashTests
             ? db.Variables.CountAsync(v => v.ProjectId == id)
             : throw new ArgumentException(project.Id, nameof(project));
 
-    private static async Task WaitForCommittedAsync(Data.AfnioDbContext db, Guid jobId, int atLeast, ProcessHost worker)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (await db.JobSteps.CountAsync(s => s.JobId == jobId) < atLeast)
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"the step did not start:\n{worker.Output}");
-            await Task.Delay(10);
-        }
-    }
+    private static Task WaitForCommittedAsync(Data.AfnioDbContext db, Guid jobId, int atLeast, ProcessHost worker) =>
+        Eventually.UntilAsync(async () => await db.JobSteps.CountAsync(s => s.JobId == jobId) >= atLeast,
+            TimeSpan.FromSeconds(60), () => $"the step did not start:\n{worker.Output}");
 
     [GeneratedRegex(@"<VARIABLE>(.*?)</VARIABLE>", RegexOptions.Singleline)]
     private static partial Regex VariableValue();

@@ -64,6 +64,9 @@ public sealed partial class OptimizerStepTests : IClassFixture<ModelWorkerApp>
         var usage = await project.Client.GetJsonAsync($"/v1/models/{model}/usage");
         Assert.Equal(1, usage.GetProperty("usage").GetProperty("calls").GetInt64());
         Assert.Equal(15, usage.GetProperty("usage").GetProperty("total_tokens").GetInt64());
+        var cost = job.GetProperty("usage").GetProperty("cost").GetProperty("amount").GetDecimal();
+        Assert.True(cost > 0m, "gpt-4o has a price: the step's call costs something");
+        Assert.Equal(cost, usage.GetProperty("usage").GetProperty("cost").GetProperty("amount").GetDecimal());
     }
 
     [Fact]
@@ -255,12 +258,7 @@ public sealed partial class OptimizerStepTests : IClassFixture<ModelWorkerApp>
         var optimizer = await CreateAsync(project, new { type = "tgd", @params = new[] { parameter }, model_id = model, momentum = 2 });
 
         var job = (await project.Client.PostJsonAsync($"/v1/optimizers/{optimizer}/step", new { })).GetProperty("id").GetString()!;
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (TgdRequests().Count == 0)
-        {
-            Assert.True(DateTime.UtcNow < deadline, "the step made no call");
-            await Task.Delay(10);
-        }
+        await Eventually.UntilAsync(() => Task.FromResult(TgdRequests().Count > 0), TimeSpan.FromSeconds(30), () => "the step made no call");
 
         using (var patch = await project.Client.PatchAsJsonAsync($"/v1/variables/{parameter}", new { data = "Edited by hand" }))
         {
@@ -423,13 +421,8 @@ public sealed partial class OptimizerStepTests : IClassFixture<ModelWorkerApp>
         _app.Fake.Default = request => Optimizer(request) with { Delay = TimeSpan.FromMilliseconds(700) };
         var optimizer = await CreateAsync(project, new { type = "tgd", @params = parameters, model_id = model });
         var job = (await project.Client.PostJsonAsync($"/v1/optimizers/{optimizer}/step", new { })).GetProperty("id").GetString()!;
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (!(await project.Client.GetJsonAsync($"/v1/jobs/{job}/events?limit=100")).GetProperty("data").EnumerateArray()
-            .Any(e => e.GetProperty("type").GetString() == "optimizer.parameter_updated"))
-        {
-            Assert.True(DateTime.UtcNow < deadline, "no parameter was updated");
-            await Task.Delay(20);
-        }
+        await Eventually.UntilAsync(async () => (await project.Client.GetJsonAsync($"/v1/jobs/{job}/events?limit=100")).GetProperty("data").EnumerateArray()
+            .Any(e => e.GetProperty("type").GetString() == "optimizer.parameter_updated"), TimeSpan.FromSeconds(30), () => "no parameter was updated", pollMs: 20);
 
         await project.Client.PostJsonAsync($"/v1/jobs/{job}/cancel", new { });
         var cancelled = await project.WaitForJobAsync(job);

@@ -75,27 +75,11 @@ public sealed class BackwardStepStore : INodeResultSink, IAsyncDisposable
             steps.Add((result.NodeId.ToString("N"), JsonSerializer.Serialize(step, JobEventLog.Json)));
         }
 
-        try
-        {
-            await db.Database.ExecuteSqlAsync($"""
-                INSERT INTO job_steps (job_id, step_key, result, created_at)
-                SELECT {_jobId}, t.k, t.r::jsonb, {now} FROM unnest({steps.Select(x => x.Key).ToArray()}::text[], {steps.Select(x => x.Result).ToArray()}::text[]) AS t(k, r)
-                """);
-        }
-        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
-        {
-            throw new StepAlreadyCommittedException($"batch starting with {results[0].NodeId:N}", e);
-        }
-
+        await JobStepRows.InsertAsync(db, _jobId, steps, now);
         if (gradientRows.Count > 0)
         {
             var rows = gradientRows.Select(r => r.Gradient).ToList();
-            await db.Database.ExecuteSqlAsync($"""
-                INSERT INTO variables (id, project_id, data, data_kind, role, requires_grad, is_parameter, retain_grad, output_nr, grad_fn_id, created_at)
-                SELECT t.id, {_projectId}, t.data::jsonb, t.kind, t.role, FALSE, FALSE, FALSE, 0, NULL, {now}
-                FROM unnest({rows.Select(v => v.Id).ToArray()}::uuid[], {rows.Select(v => v.Data).ToArray()}::text[],
-                            {rows.Select(v => v.DataKind).ToArray()}::text[], {rows.Select(v => v.Role).ToArray()}::text[]) AS t(id, data, kind, role)
-                """);
+            await db.InsertAsync(rows);
 
             // In order: the identity column numbers the list entries as they are listed here.
             await db.Database.ExecuteSqlAsync($"""

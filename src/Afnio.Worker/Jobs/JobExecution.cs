@@ -40,6 +40,29 @@ public static class JobFence
     }
 }
 
+/// <summary>A job's committed steps: the rows whose presence means a step's outputs exist.</summary>
+public static class JobStepRows
+{
+    /// <summary>
+    /// Inserts step rows (key, result JSON) in the caller's transaction, in one statement. A step
+    /// already committed by another delivery throws <see cref="StepAlreadyCommittedException"/>.
+    /// </summary>
+    public static async Task InsertAsync(AfnioDbContext db, Guid jobId, IReadOnlyList<(string Key, string Result)> steps, DateTimeOffset now)
+    {
+        try
+        {
+            await db.Database.ExecuteSqlAsync($"""
+                INSERT INTO job_steps (job_id, step_key, result, created_at)
+                SELECT {jobId}, t.k, t.r::jsonb, {now} FROM unnest({steps.Select(x => x.Key).ToArray()}::text[], {steps.Select(x => x.Result).ToArray()}::text[]) AS t(k, r)
+                """);
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
+        {
+            throw new StepAlreadyCommittedException($"one of {steps.Count} steps of job {jobId:N}, starting with {steps[0].Key}", e);
+        }
+    }
+}
+
 /// <summary>Thrown when a step of a job was already committed by another delivery of the same job.</summary>
 public sealed class StepAlreadyCommittedException(string stepKey, Exception inner)
     : Exception($"The step {stepKey} was committed by another delivery.", inner);

@@ -190,18 +190,7 @@ public sealed partial class OptimizerJobs(
             events.Add((result.Status == ParameterOutcome.Updated ? ParameterUpdatedEvent : ParameterKeptEvent, result));
         }
 
-        try
-        {
-            await db.Database.ExecuteSqlAsync($"""
-                INSERT INTO job_steps (job_id, step_key, result, created_at)
-                SELECT {jobId}, t.k, t.r::jsonb, {now} FROM unnest({steps.Select(x => x.Key).ToArray()}::text[], {steps.Select(x => x.Result).ToArray()}::text[]) AS t(k, r)
-                """);
-        }
-        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
-        {
-            throw new StepAlreadyCommittedException($"a parameter of job {jobId:N}", e);
-        }
-
+        await JobStepRows.InsertAsync(db, jobId, steps, now);
         if (windows.Count > 0)
         {
             await db.Database.ExecuteSqlAsync($"""
@@ -211,17 +200,7 @@ public sealed partial class OptimizerJobs(
                 """);
         }
 
-        if (snapshots.Count > 0)
-        {
-            await db.Database.ExecuteSqlAsync($"""
-                INSERT INTO variables (id, project_id, data, data_kind, role, requires_grad, is_parameter, retain_grad, output_nr, grad_fn_id, created_at)
-                SELECT t.id, {projectId}, t.data::jsonb, t.kind, t.role, t.rg, TRUE, FALSE, 0, NULL, {now}
-                FROM unnest({snapshots.Select(v => v.Id).ToArray()}::uuid[], {snapshots.Select(v => v.Data).ToArray()}::text[],
-                            {snapshots.Select(v => v.DataKind).ToArray()}::text[], {snapshots.Select(v => v.Role).ToArray()}::text[],
-                            {snapshots.Select(v => v.RequiresGrad).ToArray()}::boolean[]) AS t(id, data, kind, role, rg)
-                """);
-        }
-
+        await db.InsertAsync(snapshots);
         await db.AppendEventsAsync(jobId, events, now, CancellationToken.None);
         await tx.CommitAsync();
     }
