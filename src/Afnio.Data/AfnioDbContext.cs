@@ -4,6 +4,7 @@ using Afnio.Data.Idempotency;
 using Afnio.Data.Jobs;
 using Afnio.Data.LanguageModels;
 using Afnio.Data.Optimizers;
+using Afnio.Data.Programs;
 using Afnio.Data.Projects;
 using Afnio.Data.Runs;
 using Afnio.Data.Variables;
@@ -32,6 +33,9 @@ public sealed class AfnioDbContext(DbContextOptions<AfnioDbContext> options) : D
     public DbSet<DatasetItem> DatasetItems => Set<DatasetItem>();
     public DbSet<Run> Runs => Set<Run>();
     public DbSet<RunMetric> RunMetrics => Set<RunMetric>();
+    public DbSet<RunCheckpoint> RunCheckpoints => Set<RunCheckpoint>();
+    public DbSet<AgentProgram> Programs => Set<AgentProgram>();
+    public DbSet<ProgramVersion> ProgramVersions => Set<ProgramVersion>();
 
     /// <summary>The Data Protection key ring, shared by the API and the Worker (both decrypt provider keys).</summary>
     public DbSet<DataProtectionKey> DataProtectionKeys => Set<DataProtectionKey>();

@@ -4,6 +4,7 @@ using Afnio.Domain.Autodiff;
 using Afnio.Worker.Backward;
 using Afnio.Worker.Housekeeping;
 using Afnio.Worker.Jobs;
+using Afnio.Worker.Training;
 using Afnio.Worker.Optimizers;
 using Hangfire;
 using Microsoft.Extensions.Configuration;
@@ -26,6 +27,7 @@ public static class WorkerSetup
         services.AddScoped<JobExecution>();
         services.AddScoped<IBackwardJobs, BackwardJobs>();
         services.AddScoped<IOptimizerJobs, OptimizerJobs>();
+        services.AddScoped<ITrainingJobs, TrainingJobs>();
         services.AddHostedService<JobRecovery>();
         services.AddHostedService<FetchWatchdog>();
         services.AddHangfireServer(o =>

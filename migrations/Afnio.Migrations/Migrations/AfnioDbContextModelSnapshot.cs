@@ -679,6 +679,102 @@ namespace Afnio.Migrations.Migrations
                     b.ToTable("optimizer_params", (string)null);
                 });
 
+            modelBuilder.Entity("Afnio.Data.Programs.AgentProgram", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<int>("CurrentVersion")
+                        .HasColumnType("integer")
+                        .HasColumnName("current_version");
+
+                    b.Property<string>("Definition")
+                        .IsRequired()
+                        .HasColumnType("jsonb")
+                        .HasColumnName("definition");
+
+                    b.Property<string>("Description")
+                        .HasMaxLength(2000)
+                        .HasColumnType("character varying(2000)")
+                        .HasColumnName("description");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("name");
+
+                    b.Property<Guid>("ProjectId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("project_id");
+
+                    b.Property<DateTimeOffset>("UpdatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("updated_at");
+
+                    b.HasKey("Id")
+                        .HasName("pk_programs");
+
+                    b.HasIndex("ProjectId", "Id")
+                        .HasDatabaseName("ix_programs_project_id_id");
+
+                    b.ToTable("programs", (string)null);
+                });
+
+            modelBuilder.Entity("Afnio.Data.Programs.ProgramVersion", b =>
+                {
+                    b.Property<Guid>("ProgramId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("program_id");
+
+                    b.Property<int>("Version")
+                        .HasColumnType("integer")
+                        .HasColumnName("version");
+
+                    b.Property<Guid?>("CheckpointId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("checkpoint_id");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("Metric")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("metric");
+
+                    b.Property<string>("Parameters")
+                        .IsRequired()
+                        .HasColumnType("jsonb")
+                        .HasColumnName("parameters");
+
+                    b.Property<Guid?>("RunId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("run_id");
+
+                    b.Property<double?>("Score")
+                        .HasColumnType("double precision")
+                        .HasColumnName("score");
+
+                    b.Property<string>("Source")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("source");
+
+                    b.HasKey("ProgramId", "Version")
+                        .HasName("pk_program_versions");
+
+                    b.ToTable("program_versions", (string)null);
+                });
+
             modelBuilder.Entity("Afnio.Data.Projects.ApiKey", b =>
                 {
                     b.Property<Guid>("Id")
@@ -770,6 +866,10 @@ namespace Afnio.Migrations.Migrations
                         .HasColumnType("uuid")
                         .HasColumnName("id");
 
+                    b.Property<string>("Config")
+                        .HasColumnType("jsonb")
+                        .HasColumnName("config");
+
                     b.Property<DateTimeOffset>("CreatedAt")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("created_at");
@@ -779,11 +879,19 @@ namespace Afnio.Migrations.Migrations
                         .HasColumnType("character varying(2000)")
                         .HasColumnName("description");
 
+                    b.Property<Guid?>("JobId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("job_id");
+
                     b.Property<string>("Name")
                         .IsRequired()
                         .HasMaxLength(200)
                         .HasColumnType("character varying(200)")
                         .HasColumnName("name");
+
+                    b.Property<Guid?>("ProgramId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("program_id");
 
                     b.Property<Guid>("ProjectId")
                         .HasColumnType("uuid")
@@ -794,6 +902,10 @@ namespace Afnio.Migrations.Migrations
                         .HasMaxLength(32)
                         .HasColumnType("character varying(32)")
                         .HasColumnName("status");
+
+                    b.Property<string>("Summary")
+                        .HasColumnType("jsonb")
+                        .HasColumnName("summary");
 
                     b.Property<DateTimeOffset>("UpdatedAt")
                         .HasColumnType("timestamp with time zone")
@@ -810,6 +922,78 @@ namespace Afnio.Migrations.Migrations
                         .HasDatabaseName("ix_runs_project_id_name");
 
                     b.ToTable("runs", (string)null);
+                });
+
+            modelBuilder.Entity("Afnio.Data.Runs.RunCheckpoint", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<int?>("Batch")
+                        .HasColumnType("integer")
+                        .HasColumnName("batch");
+
+                    b.Property<decimal>("CostUsd")
+                        .HasPrecision(18, 8)
+                        .HasColumnType("numeric(18,8)")
+                        .HasColumnName("cost_usd");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<int>("Epoch")
+                        .HasColumnType("integer")
+                        .HasColumnName("epoch");
+
+                    b.Property<string>("Kind")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("kind");
+
+                    b.Property<Guid?>("ProgramId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("program_id");
+
+                    b.Property<string>("Progress")
+                        .IsRequired()
+                        .HasColumnType("jsonb")
+                        .HasColumnName("progress");
+
+                    b.Property<Guid>("ProjectId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("project_id");
+
+                    b.Property<Guid?>("RunId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("run_id");
+
+                    b.Property<double?>("Score")
+                        .HasColumnType("double precision")
+                        .HasColumnName("score");
+
+                    b.Property<string>("State")
+                        .IsRequired()
+                        .HasColumnType("jsonb")
+                        .HasColumnName("state");
+
+                    b.Property<string>("Validation")
+                        .HasColumnType("jsonb")
+                        .HasColumnName("validation");
+
+                    b.HasKey("Id")
+                        .HasName("pk_run_checkpoints");
+
+                    b.HasIndex("ProjectId", "Id")
+                        .HasDatabaseName("ix_run_checkpoints_project_id_id");
+
+                    b.HasIndex("RunId", "Id")
+                        .HasDatabaseName("ix_run_checkpoints_run_id_id");
+
+                    b.ToTable("run_checkpoints", (string)null);
                 });
 
             modelBuilder.Entity("Afnio.Data.Runs.RunMetric", b =>
@@ -1099,6 +1283,26 @@ namespace Afnio.Migrations.Migrations
                         .HasConstraintName("fk_optimizer_params_variables_variable_id");
                 });
 
+            modelBuilder.Entity("Afnio.Data.Programs.AgentProgram", b =>
+                {
+                    b.HasOne("Afnio.Data.Projects.Project", null)
+                        .WithMany()
+                        .HasForeignKey("ProjectId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_programs_projects_project_id");
+                });
+
+            modelBuilder.Entity("Afnio.Data.Programs.ProgramVersion", b =>
+                {
+                    b.HasOne("Afnio.Data.Programs.AgentProgram", null)
+                        .WithMany()
+                        .HasForeignKey("ProgramId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_program_versions_programs_program_id");
+                });
+
             modelBuilder.Entity("Afnio.Data.Projects.ApiKey", b =>
                 {
                     b.HasOne("Afnio.Data.Projects.Project", null)
@@ -1126,6 +1330,22 @@ namespace Afnio.Migrations.Migrations
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired()
                         .HasConstraintName("fk_runs_projects_project_id");
+                });
+
+            modelBuilder.Entity("Afnio.Data.Runs.RunCheckpoint", b =>
+                {
+                    b.HasOne("Afnio.Data.Projects.Project", null)
+                        .WithMany()
+                        .HasForeignKey("ProjectId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_run_checkpoints_projects_project_id");
+
+                    b.HasOne("Afnio.Data.Runs.Run", null)
+                        .WithMany()
+                        .HasForeignKey("RunId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .HasConstraintName("fk_run_checkpoints_runs_run_id");
                 });
 
             modelBuilder.Entity("Afnio.Data.Runs.RunMetric", b =>

@@ -76,6 +76,8 @@ public static class JobScheduling
     {
         OptimizerStepJobArguments.JobType => hangfire.Enqueue<IOptimizerJobs>(AfnioDataSetup.Queues[1], j => j.RunStepAsync(jobId, CancellationToken.None)),
         BackwardJobArguments.JobType => hangfire.Enqueue<IBackwardJobs>(AfnioDataSetup.Queues[1], j => j.RunAsync(jobId, CancellationToken.None)),
+        TrainingJobArguments.FitJobType => hangfire.Enqueue<ITrainingJobs>(AfnioDataSetup.Queues[1], j => j.FitAsync(jobId, CancellationToken.None)),
+        TrainingJobArguments.TestJobType => hangfire.Enqueue<ITrainingJobs>(AfnioDataSetup.Queues[1], j => j.TestAsync(jobId, CancellationToken.None)),
         IHousekeepingJobs.JobType => hangfire.Enqueue<IHousekeepingJobs>(AfnioDataSetup.Queues[0], j => j.RunAsync(jobId, CancellationToken.None)),
         _ => throw new InvalidOperationException($"No job method runs jobs of type '{type}'."),
     };

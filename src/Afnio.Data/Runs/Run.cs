@@ -15,8 +15,10 @@ public sealed class Run : IHasId
     public const string Completed = "completed";
     public const string Crashed = "crashed";
     public const string Failed = "failed";
+    public const string Cancelled = "cancelled";
+    public const string StoppedBudget = "stopped_budget";
 
-    /// <summary>The statuses a run can have, as afnio names them (lower case).</summary>
+    /// <summary>The statuses a client may set, as afnio names them (lower case).</summary>
     public static IReadOnlyList<string> Statuses { get; } = [Running, Completed, Crashed, Failed];
 
     public required Guid Id { get; init; }
@@ -26,6 +28,20 @@ public sealed class Run : IHasId
     public required string Status { get; set; }
     public required DateTimeOffset CreatedAt { get; init; }
     public DateTimeOffset UpdatedAt { get; set; }
+
+    /// <summary>For a server-driven run: the program it trains (null for a client-driven run).</summary>
+    public Guid? ProgramId { get; init; }
+
+    /// <summary>For a server-driven run: the job doing the work now (the fit job, then any test pass).</summary>
+    public Guid? JobId { get; set; }
+
+    /// <summary>For a server-driven run: its resolved settings (<c>TrainingRunConfig</c>) as JSON.</summary>
+    public string? Config { get; init; }
+
+    /// <summary>How the run ended: best checkpoint, promotion, usage, stop reason; JSON, written as it finishes.</summary>
+    public string? Summary { get; set; }
+
+    public bool IsServerDriven => ProgramId is not null;
 }
 
 /// <summary>One logged value of a run's metric at a step.</summary>
@@ -47,6 +63,9 @@ public sealed class RunConfiguration : IEntityTypeConfiguration<Run>
         builder.Property(r => r.Name).HasMaxLength(200);
         builder.Property(r => r.Description).HasMaxLength(2000);
         builder.Property(r => r.Status).HasMaxLength(32);
+        builder.Property(r => r.Config).HasColumnType("jsonb");
+        builder.Property(r => r.Summary).HasColumnType("jsonb");
+        builder.Ignore(r => r.IsServerDriven);
         // Names are unique in a project: a taken name gets a numeric suffix.
         builder.HasIndex(r => new { r.ProjectId, r.Name }).IsUnique();
         builder.HasIndex(r => new { r.ProjectId, r.Id });

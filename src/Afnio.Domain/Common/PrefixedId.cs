@@ -44,6 +44,12 @@ public static class PrefixedId
     /// <summary>Prefix of run metric ids.</summary>
     public const string Metric = "met";
 
+    /// <summary>Prefix of program ids.</summary>
+    public const string Program = "prg";
+
+    /// <summary>Prefix of checkpoint ids.</summary>
+    public const string Checkpoint = "ckpt";
+
     /// <summary>A new time-ordered UUID.</summary>
     public static Guid NewGuid() => Guid.CreateVersion7();
 
