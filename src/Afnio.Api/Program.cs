@@ -6,6 +6,7 @@ using Afnio.Api.Infrastructure;
 using Afnio.Api.Jobs;
 using Afnio.Api.Models;
 using Afnio.Api.Optimizers;
+using Afnio.Api.Programs;
 using Afnio.Api.Projects;
 using Afnio.Api.Runs;
 using Afnio.Api.Variables;
@@ -63,7 +64,9 @@ v1.MapModels();
 v1.MapUsage();
 v1.MapOptimizers();
 v1.MapDatasets();
+v1.MapPrograms();
 v1.MapRuns();
+v1.MapTrainingRuns();
 
 app.Run();
 

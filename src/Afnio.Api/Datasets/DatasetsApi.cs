@@ -229,6 +229,20 @@ public static class DatasetsApi
     public static async Task<Ok<SplitResponse>> Split(string id, SplitRequest request, AfnioDbContext db, ProjectContext project, CancellationToken ct)
     {
         var dataset = await FindAsync(db, project, id, ct);
+        var (version, splits) = await ComputeSplitAsync(db, dataset, request, string.Empty, ct);
+        return TypedResults.Ok(new SplitResponse(id, version, [.. splits.Select(split => new DatasetSplitResponse(
+            split.Name, split.Items.Count, [.. split.Items.Select(item => PrefixedId.Format(PrefixedId.DatasetItem, item))]))]));
+    }
+
+    /// <summary>The split a request describes: the version split, and per split its name and item ids in split order.</summary>
+    /// <param name="db">The context.</param>
+    /// <param name="dataset">The dataset.</param>
+    /// <param name="request">How to split.</param>
+    /// <param name="path">Prefix for error params (e.g. <c>dataset.split.</c>).</param>
+    /// <param name="ct">Cancels the queries.</param>
+    public static async Task<(int Version, IReadOnlyList<(string Name, IReadOnlyList<Guid> Items)> Splits)> ComputeSplitAsync(
+        AfnioDbContext db, Dataset dataset, SplitRequest request, string path, CancellationToken ct)
+    {
         var count = await ItemCountAsync(db, dataset, request.Version, ct);
         var items = await db.DatasetItems.AsNoTracking().Where(i => i.DatasetId == dataset.Id && i.Position < count)
             .OrderBy(i => i.Position).Select(i => new { i.Id, Value = request.Field == null ? null : i.Data }).ToListAsync(ct);
@@ -236,23 +250,23 @@ public static class DatasetsApi
         var (names, indices) = request.Method switch
         {
             "ratios" => (request.Names, DatasetSplits.ByRatios(count,
-                request.Ratios ?? throw ApiException.BadRequest("missing_field", "'ratios' is required for method 'ratios'.", "ratios"), seed)),
+                request.Ratios ?? throw ApiException.BadRequest("missing_field", "'ratios' is required for method 'ratios'.", path + "ratios"), seed)),
             "sizes" => (request.Names, DatasetSplits.BySizes(count,
-                request.Sizes ?? throw ApiException.BadRequest("missing_field", "'sizes' is required for method 'sizes'.", "sizes"), seed)),
-            "field" => (request.Names ?? throw ApiException.BadRequest("missing_field", "'names' (the split values to collect) is required for method 'field'.", "names"),
-                DatasetSplits.ByField([.. items.Select(i => FieldText(i.Value, request.Field ?? throw ApiException.BadRequest("missing_field", "'field' is required for method 'field'.", "field")))],
+                request.Sizes ?? throw ApiException.BadRequest("missing_field", "'sizes' is required for method 'sizes'.", path + "sizes"), seed)),
+            "field" => (request.Names ?? throw ApiException.BadRequest("missing_field", "'names' (the split values to collect) is required for method 'field'.", path + "names"),
+                DatasetSplits.ByField([.. items.Select(i => FieldText(i.Value, request.Field ?? throw ApiException.BadRequest("missing_field", "'field' is required for method 'field'.", path + "field")))],
                     request.Names)),
-            null => throw ApiException.BadRequest("missing_field", "'method' is required: ratios, sizes or field.", "method"),
-            var other => throw ApiException.BadRequest("invalid_method", $"Unknown split method '{other}'; use ratios, sizes or field.", "method"),
+            null => throw ApiException.BadRequest("missing_field", "'method' is required: ratios, sizes or field.", path + "method"),
+            var other => throw ApiException.BadRequest("invalid_method", $"Unknown split method '{other}'; use ratios, sizes or field.", path + "method"),
         };
         if (names is not null && names.Count != indices.Count)
         {
-            throw ApiException.BadRequest("invalid_names", $"'names' has {names.Count} names for {indices.Count} splits.", "names");
+            throw ApiException.BadRequest("invalid_names", $"'names' has {names.Count} names for {indices.Count} splits.", path + "names");
         }
 
         string[] defaults = indices.Count == 3 ? ["train", "validation", "test"] : [.. Enumerable.Range(0, indices.Count).Select(i => $"split_{i}")];
-        return TypedResults.Ok(new SplitResponse(id, request.Version ?? dataset.Version, [.. indices.Select((split, i) => new DatasetSplitResponse(
-            (names ?? defaults)[i], split.Count, [.. split.Select(index => PrefixedId.Format(PrefixedId.DatasetItem, items[index].Id))]))]));
+        return (request.Version ?? dataset.Version, [.. indices.Select((split, i) =>
+            ((names ?? defaults)[i], (IReadOnlyList<Guid>)[.. split.Select(index => items[index].Id)]))]);
     }
 
     private static string? FieldText(string? json, string field)

@@ -2,8 +2,10 @@ using System.Text.Json.Serialization;
 using Afnio.Api.Auth;
 using Afnio.Api.Infrastructure;
 using Afnio.Data;
+using Afnio.Data.Jobs;
 using Afnio.Data.Runs;
 using Afnio.Domain.Common;
+using Hangfire;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
@@ -19,8 +21,56 @@ public sealed record CreateRunRequest
 
     public string? Description { get; init; }
 
-    /// <summary><c>running</c> (default), <c>completed</c>, <c>crashed</c> or <c>failed</c>.</summary>
+    /// <summary><c>running</c> (default), <c>completed</c>, <c>crashed</c> or <c>failed</c>. Client-driven runs only.</summary>
     public string? Status { get; init; }
+
+    /// <summary>The program to train (<c>prg_…</c>). With it, the service runs the training itself and answers 202.</summary>
+    public string? ProgramId { get; init; }
+
+    /// <summary>Start from this checkpoint's parameters and momentum instead of the program's production version.</summary>
+    public string? FromCheckpointId { get; init; }
+
+    /// <summary>The dataset version and its splits.</summary>
+    public RunDatasetRequest? Dataset { get; init; }
+
+    /// <summary>Model clients by the names the program uses: <c>forward</c>, <c>backward</c> (default: the project's backward model), <c>optimizer</c> (default: backward).</summary>
+    public Dictionary<string, string>? Models { get; init; }
+
+    /// <summary>The TGD optimizer's settings.</summary>
+    public RunOptimizerRequest? Optimizer { get; init; }
+
+    /// <summary>Completion args for the backward model's feedback calls.</summary>
+    public System.Text.Json.JsonElement? BackwardCompletionArgs { get; init; }
+
+    /// <summary>Epochs (default 1).</summary>
+    public int? Epochs { get; init; }
+
+    /// <summary>Samples per batch (default 1).</summary>
+    public int? BatchSize { get; init; }
+
+    /// <summary>Drop a last batch shorter than batch_size.</summary>
+    public bool? DropLast { get; init; }
+
+    /// <summary>How training items are ordered each epoch.</summary>
+    public RunSamplerRequest? Sampler { get; init; }
+
+    /// <summary>The sampler's seed (default 0).</summary>
+    public int? Seed { get; init; }
+
+    /// <summary>Stop cleanly, as <c>stopped_budget</c>, before spending past this.</summary>
+    public decimal? MaxCostUsd { get; init; }
+
+    /// <summary>Validate every this many epochs (and always after the last); default 1.</summary>
+    public int? ValidateEvery { get; init; }
+
+    /// <summary>Run the test split through the best checkpoint at the end.</summary>
+    public bool? Test { get; init; }
+
+    /// <summary>Make the best parameters a new program version when they beat production on validation.</summary>
+    public bool? Promote { get; init; }
+
+    /// <summary>The validation metric that picks the best checkpoint (higher is better): <c>accuracy</c> when the program has it, else <c>loss</c>.</summary>
+    public string? SelectMetric { get; init; }
 }
 
 /// <summary>Changes a run's status (afnio's <c>run.finish</c>); idempotent.</summary>
@@ -44,7 +94,9 @@ public sealed record LogMetricRequest
     public long? Step { get; init; }
 }
 
-public sealed record RunResponse([property: JsonPropertyOrder(-2)] string Id, string Name, string? Description, string Status, long CreatedAt, long UpdatedAt)
+public sealed record RunResponse(
+    [property: JsonPropertyOrder(-2)] string Id, string Name, string? Description, string Status, long CreatedAt, long UpdatedAt,
+    string? JobId, RunTrainingResponse? Training)
 {
     [JsonPropertyOrder(-1)]
     public string Object => "run";
@@ -69,7 +121,8 @@ public static class RunsApi
     {
         var group = v1.MapGroup("/runs").WithTags("Runs");
         group.MapPost("/", CreateRun).WithName("createRun")
-            .WithDescription("Creates a client-driven run: log metrics to it and mark it finished.");
+            .WithDescription("Without program_id: creates a client-driven run (201); log metrics to it and mark it finished. " +
+                "With program_id: starts a server-driven training run (202) whose job fits the program on the dataset, checkpointing every batch.");
         group.MapGet("/", ListRuns).WithName("listRuns");
         group.MapGet("/{id}", GetRun).WithName("retrieveRun");
         group.MapPatch("/{id}", UpdateRun).WithName("updateRun").ProducesProblem(StatusCodes.Status409Conflict);
@@ -78,9 +131,14 @@ public static class RunsApi
         return v1;
     }
 
-    public static async Task<Created<RunResponse>> CreateRun(
-        CreateRunRequest request, AfnioDbContext db, ProjectContext project, TimeProvider clock, CancellationToken ct)
+    public static async Task<Results<Created<RunResponse>, Accepted<RunResponse>>> CreateRun(
+        CreateRunRequest request, AfnioDbContext db, ProjectContext project, IBackgroundJobClient hangfire, TimeProvider clock, CancellationToken ct)
     {
+        if (request.ProgramId is not null && request.Status is not null)
+        {
+            throw ApiException.BadRequest("invalid_status", "A server-driven run's status follows its job; do not set it.", "status");
+        }
+
         var status = Status(request.Status) ?? Run.Running;
         var description = request.Description is null ? null : Text(request.Description, 2000, "description");
         var wanted = request.Name is null ? null : Text(request.Name, 180, "name");
@@ -88,12 +146,25 @@ public static class RunsApi
         {
             var name = wanted is null ? GeneratedName() : await FreeNameAsync(db, project.ProjectId, wanted, ct);
             var now = clock.GetUtcNow();
+            if (request.ProgramId is not null)
+            {
+                try
+                {
+                    return await TrainingRunsApi.StartAsync(request, name, description, db, project, hangfire, now, ct);
+                }
+                catch (DbUpdateException e) when (e.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation } && attempt < 5)
+                {
+                    db.ChangeTracker.Clear();
+                    continue;
+                }
+            }
+
             var run = new Run { Id = PrefixedId.NewGuid(), ProjectId = project.ProjectId, Name = name, Description = description, Status = status, CreatedAt = now, UpdatedAt = now };
             db.Runs.Add(run);
             try
             {
                 await db.SaveChangesAsync(ct);
-                var response = ToResponse(run);
+                var response = ToResponse(run, null);
                 return TypedResults.Created($"/v1/runs/{response.Id}", response);
             }
             catch (DbUpdateException e) when (e.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation } && attempt < 5)
@@ -108,23 +179,35 @@ public static class RunsApi
         [AsParameters] PageQuery page, AfnioDbContext db, ProjectContext project, CancellationToken ct)
     {
         var (rows, limit) = await db.Runs.AsNoTracking().Where(r => r.ProjectId == project.ProjectId).FetchPageAsync(PrefixedId.Run, page, ct);
-        return TypedResults.Ok(Paging.ToList([.. rows.Select(ToResponse)], limit, r => r.Id));
+        var jobIds = rows.Select(r => r.JobId).OfType<Guid>().ToList();
+        var jobs = await db.Jobs.AsNoTracking().Where(j => jobIds.Contains(j.Id)).ToDictionaryAsync(j => j.Id, ct);
+        return TypedResults.Ok(Paging.ToList([.. rows.Select(r => ToResponse(r, r.JobId is { } j ? jobs.GetValueOrDefault(j) : null))], limit, r => r.Id));
     }
 
-    public static async Task<Ok<RunResponse>> GetRun(string id, AfnioDbContext db, ProjectContext project, CancellationToken ct) =>
-        TypedResults.Ok(ToResponse(await FindAsync(db, project, id, ct)));
+    public static async Task<Ok<RunResponse>> GetRun(string id, AfnioDbContext db, ProjectContext project, CancellationToken ct)
+    {
+        var run = await FindAsync(db, project, id, ct);
+        var job = run.JobId is { } jobId ? await db.Jobs.AsNoTracking().SingleOrDefaultAsync(j => j.Id == jobId, ct) : null;
+        return TypedResults.Ok(ToResponse(run, job));
+    }
 
     public static async Task<Ok<RunResponse>> UpdateRun(
         string id, UpdateRunRequest request, AfnioDbContext db, ProjectContext project, TimeProvider clock, CancellationToken ct)
     {
         var run = await FindAsync(db, project, id, ct);
+        if (run.IsServerDriven && request.Status is not null)
+        {
+            throw ApiException.Conflict("run_server_driven", "A server-driven run's status follows its job: cancel it with POST /v1/runs/{id}/cancel.", "status");
+        }
+
         var status = Status(request.Status) ?? run.Status;
         var description = request.Description is null ? run.Description : Text(request.Description, 2000, "description");
         var now = clock.GetUtcNow();
         await db.Runs.Where(r => r.Id == run.Id).ExecuteUpdateAsync(s => s
             .SetProperty(r => r.Status, status).SetProperty(r => r.Description, description).SetProperty(r => r.UpdatedAt, now), ct);
         (run.Status, run.Description, run.UpdatedAt) = (status, description, now);
-        return TypedResults.Ok(ToResponse(run));
+        var job = run.JobId is { } jobId ? await db.Jobs.AsNoTracking().SingleOrDefaultAsync(j => j.Id == jobId, ct) : null;
+        return TypedResults.Ok(ToResponse(run, job));
     }
 
     public static async Task<Created<MetricResponse>> LogMetric(
@@ -170,7 +253,7 @@ public static class RunsApi
         return TypedResults.Ok(Paging.ToList([.. rows.Select(ToMetricResponse)], limit, m => m.Id));
     }
 
-    private static async Task<Run> FindAsync(AfnioDbContext db, ProjectContext project, string id, CancellationToken ct)
+    public static async Task<Run> FindAsync(AfnioDbContext db, ProjectContext project, string id, CancellationToken ct)
     {
         var guid = ParseId(id);
         return await db.Runs.AsNoTracking().SingleOrDefaultAsync(r => r.Id == guid && r.ProjectId == project.ProjectId, ct)
@@ -207,8 +290,15 @@ public static class RunsApi
             ? throw ApiException.BadRequest("invalid_" + param, $"'{param}' must be 1 to {max} characters.", param)
             : value;
 
-    private static RunResponse ToResponse(Run r) =>
-        new(PrefixedId.Format(PrefixedId.Run, r.Id), r.Name, r.Description, r.Status, UnixTime.Of(r.CreatedAt), UnixTime.Of(r.UpdatedAt));
+    /// <summary>A run as the API shows it. A server-driven run still marked running takes its job's end (failed, cancelled) as its status.</summary>
+    public static RunResponse ToResponse(Run r, Job? job)
+    {
+        var status = r.Status == Run.Running && job is { Status: JobStatus.Failed or JobStatus.Cancelled }
+            ? JobStatusNames.ToName(job.Status)
+            : r.Status;
+        return new(PrefixedId.Format(PrefixedId.Run, r.Id), r.Name, r.Description, status, UnixTime.Of(r.CreatedAt), UnixTime.Of(r.UpdatedAt),
+            PrefixedId.Format(PrefixedId.Job, r.JobId), TrainingRunsApi.Training(r));
+    }
 
     private static MetricResponse ToMetricResponse(RunMetric m) =>
         new(PrefixedId.Format(PrefixedId.Metric, m.Id), PrefixedId.Format(PrefixedId.Run, m.RunId), m.Name, m.Value, m.Step, UnixTime.Of(m.CreatedAt));
