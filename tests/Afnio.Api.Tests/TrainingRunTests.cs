@@ -120,12 +120,44 @@ public sealed class TrainingRunTests : IClassFixture<ModelWorkerApp>
         Assert.Equal(2, (await project.Client.GetJsonAsync($"/v1/programs/{program}")).GetProperty("version").GetInt32());
     }
 
+    [Fact]
+    public async Task ARunOutOfBudget_StopsBeforeTheNextBatch_AsStoppedBudget_KeepingItsBestCheckpoint()
+    {
+        var project = await _app.CreateProjectAsync();
+        var (dataset, program, model) = await FacilityTraining.SetUpAsync(project, p => _app.RegisterModelAsync(p, new { model = "gpt-4.1-nano" }));
+        const decimal budget = 0.0004m;
+        var body = FacilityTraining.RunBody(program, dataset, model, epochs: 3);
+        body["max_cost_usd"] = budget;
+        var training = await RunAsync(project, body);
+
+        var summary = training.GetProperty("summary");
+        Assert.Equal("stopped_budget", summary.GetProperty("status").GetString());
+        Assert.Contains("max_cost_usd", summary.GetProperty("stop_reason").GetString(), StringComparison.Ordinal);
+        var spent = summary.GetProperty("usage").GetProperty("cost_usd").GetDecimal();
+        Assert.True(spent <= budget, $"spent {spent} of {budget}");
+
+        // It validated production, trained one batch, and stopped because another batch would cross the budget.
+        var checkpoints = (await project.Client.GetJsonAsync($"/v1/runs/{training.GetProperty("run_id").GetString()}/checkpoints")).GetProperty("data").EnumerateArray().ToList();
+        Assert.Equal(["baseline", "batch"], checkpoints.Select(c => c.GetProperty("kind").GetString()));
+        var batchCost = checkpoints[1].GetProperty("cost_usd").GetDecimal() - checkpoints[0].GetProperty("cost_usd").GetDecimal();
+        Assert.True(spent + batchCost > budget, "the run did not stop early: one more batch would have crossed the budget");
+        Assert.Equal(checkpoints[0].GetProperty("id").GetString(), summary.GetProperty("best_checkpoint_id").GetString());
+        Assert.Equal("stopped_budget", (await project.Client.GetJsonAsync($"/v1/runs/{training.GetProperty("run_id").GetString()}")).GetProperty("status").GetString());
+        Assert.False(summary.GetProperty("promotion").GetProperty("promoted").GetBoolean());
+        Assert.Equal(1, (await project.Client.GetJsonAsync($"/v1/programs/{program}")).GetProperty("version").GetInt32());
+    }
+
     private static async Task<JsonElement> RunAsync(TestProject project, object body)
     {
         var run = await project.Client.PostJsonAsync("/v1/runs", body);
         var job = await project.WaitForJobAsync(run.GetProperty("job_id").GetString()!, 120);
         Assert.Equal("succeeded", job.GetProperty("status").GetString());
-        return (await project.Client.GetJsonAsync($"/v1/runs/{run.GetProperty("id").GetString()}")).GetProperty("training");
+        var training = (await project.Client.GetJsonAsync($"/v1/runs/{run.GetProperty("id").GetString()}")).GetProperty("training");
+        return JsonSerializer.SerializeToElement(new Dictionary<string, JsonElement>
+        {
+            ["run_id"] = run.GetProperty("id"),
+            ["summary"] = training.GetProperty("summary"),
+        });
     }
 
     internal static async Task<(JsonElement[] Train, JsonElement[] Validation, JsonElement[] Test)> SplitAsync(TestProject project, string dataset)

@@ -25,7 +25,8 @@ public sealed record ChatRequest(Guid? ModelId, IReadOnlyList<ChatMessage> Messa
 /// <param name="Content">The assistant message text, exactly as returned.</param>
 /// <param name="Model">The model name the provider reported (or was asked for).</param>
 /// <param name="Usage">The tokens it used.</param>
-public sealed record ChatReply(string Content, string Model, TokenUsage Usage);
+/// <param name="Replayed">True when the reply came from the job's journal: it was paid for by an earlier delivery, not now.</param>
+public sealed record ChatReply(string Content, string Model, TokenUsage Usage, bool Replayed = false);
 
 /// <summary>
 /// The language models an operation may call, already scoped to one project (and, in the worker, one

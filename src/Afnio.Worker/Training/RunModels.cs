@@ -62,10 +62,15 @@ public sealed class RunBudget(decimal? max, PriceTable prices)
         }
     }
 
-    /// <summary>Counts a reply's cost.</summary>
+    /// <summary>Counts a reply's cost; a reply replayed from the journal was already counted.</summary>
     public void Add(ChatReply reply)
     {
         ArgumentNullException.ThrowIfNull(reply);
+        if (reply.Replayed)
+        {
+            return;
+        }
+
         var cost = prices.Cost(reply.Model, reply.Usage);
         lock (_gate)
         {
