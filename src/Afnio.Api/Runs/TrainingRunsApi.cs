@@ -342,9 +342,11 @@ public static class TrainingRunsApi
                 var guids = (ids ?? []).Select((item, i) => PrefixedId.TryParse(PrefixedId.DatasetItem, item, out var g) ? g
                     : throw ApiException.BadRequest("invalid_id", $"'{item}' is not an item id (item_…).", $"dataset.splits.{name}[{i}]")).ToList();
                 var found = await db.DatasetItems.Where(i => i.DatasetId == dataset.Id && i.Position < count && guids.Contains(i.Id)).Select(i => i.Id).ToListAsync(ct);
-                if (guids.FirstOrDefault(g => !found.Contains(g)) is var missing && missing != Guid.Empty)
+                var missing = guids.FindIndex(g => !found.Contains(g));
+                if (missing >= 0)
                 {
-                    throw ApiException.BadRequest("unknown_item", $"'{PrefixedId.Format(PrefixedId.DatasetItem, missing)}' is not an item of version {version} of the dataset.", $"dataset.splits.{name}");
+                    throw ApiException.BadRequest("unknown_item",
+                        $"'{PrefixedId.Format(PrefixedId.DatasetItem, guids[missing])}' is not an item of version {version} of the dataset.", $"dataset.splits.{name}");
                 }
 
                 named[name] = guids;
