@@ -1,3 +1,4 @@
+using Afnio.Api.Archives;
 using Afnio.Api.Auth;
 using Afnio.Api.Autodiff;
 using Afnio.Api.Datasets;
@@ -67,6 +68,7 @@ v1.MapDatasets();
 v1.MapPrograms();
 v1.MapRuns();
 v1.MapTrainingRuns();
+v1.MapArchives();
 
 app.Run();
 

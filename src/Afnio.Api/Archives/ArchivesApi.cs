@@ -1,0 +1,263 @@
+using System.IO.Compression;
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Afnio.Api.Auth;
+using Afnio.Api.Datasets;
+using Afnio.Api.Infrastructure;
+using Afnio.Api.Programs;
+using Afnio.Api.Runs;
+using Afnio.Data;
+using Afnio.Data.Jobs;
+using Afnio.Data.Programs;
+using Afnio.Data.Runs;
+using Afnio.Domain.Common;
+using Afnio.Domain.Programs;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+
+namespace Afnio.Api.Archives;
+
+/// <summary>An archive's table of contents: its format, what it holds, and a SHA-256 per file.</summary>
+public sealed record ArchiveManifest(string Format, int FormatVersion, string Kind, long CreatedAt, IReadOnlyDictionary<string, string> Files);
+
+/// <summary>A program as archives carry it.</summary>
+public sealed record ArchivedProgram(string Name, string? Description, JsonElement Definition);
+
+/// <summary>A checkpoint as archives carry it: the training state (parameters, gradients, momentum) and where it stood.</summary>
+public sealed record ArchivedCheckpoint(string Kind, int Epoch, int? Batch, JsonElement State, IReadOnlyDictionary<string, double>? Validation, double? Score, decimal CostUsd);
+
+/// <summary>The content of an archive (<c>data.json</c>): the program, and a checkpoint or a version's values.</summary>
+public sealed record ArchiveData(ArchivedProgram Program, ArchivedCheckpoint? Checkpoint, int? Version, IReadOnlyDictionary<string, string>? Parameters);
+
+/// <summary>What an import created.</summary>
+public sealed record ImportResponse(string Kind, string ProgramId, int ProgramVersion, string? CheckpointId)
+{
+    [JsonPropertyOrder(-1)]
+    public string Object => "import";
+}
+
+/// <summary>
+/// Portable archives (afnio's <c>save</c>/<c>load</c>, without pickle): a zip of JSON with a manifest
+/// that names the format version and the SHA-256 of every file. Export a checkpoint or a program
+/// version; import it into any project, with new ids. A bad, tampered or unknown archive is a 400,
+/// and an import stores everything or nothing.
+/// </summary>
+public static class ArchivesApi
+{
+    public const string Format = "afnio.archive";
+    public const int FormatVersion = 1;
+    public const string CheckpointKind = "checkpoint";
+    public const string ProgramVersionKind = "program_version";
+    private const string ManifestFile = "manifest.json";
+    private const string DataFile = "data.json";
+    private const long MaxEntryBytes = 64L << 20;
+    private static readonly JsonSerializerOptions Json = new(JobEventLog.Json) { WriteIndented = true, UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow };
+
+    public static RouteGroupBuilder MapArchives(this RouteGroupBuilder v1)
+    {
+        v1.MapGet("/checkpoints/{id}/export", ExportCheckpoint).WithTags("Archives").WithName("exportCheckpoint")
+            .Produces(StatusCodes.Status200OK, contentType: "application/zip")
+            .WithDescription("Downloads a checkpoint with its program as a portable archive (a zip of JSON with a versioned manifest).");
+        v1.MapGet("/programs/{id}/export", ExportProgram).WithTags("Archives").WithName("exportProgram")
+            .Produces(StatusCodes.Status200OK, contentType: "application/zip")
+            .WithDescription("Downloads a program version (default: production) as a portable archive.");
+        v1.MapPost("/imports", Import).WithTags("Archives").WithName("importArchive").WithMetadata(new LargeBody())
+            .Accepts<IFormFile>("application/zip")
+            .WithDescription("Restores an archive into the caller's project with new ids: a program (its version 1 holds the archived values) " +
+                "and, for a checkpoint, the checkpoint, ready for POST /v1/runs with from_checkpoint_id.");
+        return v1;
+    }
+
+    public static async Task<FileContentHttpResult> ExportCheckpoint(string id, AfnioDbContext db, ProjectContext project, TimeProvider clock, CancellationToken ct)
+    {
+        var checkpoint = await TrainingRunsApi.FindCheckpointAsync(db, project, id, "id", ct);
+        var program = await db.Programs.AsNoTracking().SingleAsync(p => p.Id == checkpoint.ProgramId, ct);
+        var data = new ArchiveData(Archived(program), new ArchivedCheckpoint(checkpoint.Kind, checkpoint.Epoch, checkpoint.Batch,
+            JsonDocument.Parse(checkpoint.State).RootElement.Clone(),
+            checkpoint.Validation is null ? null : JsonSerializer.Deserialize<Dictionary<string, double>>(checkpoint.Validation), checkpoint.Score, checkpoint.CostUsd),
+            null, null);
+        return Zip(CheckpointKind, data, $"{id}.afnio.zip", clock);
+    }
+
+    public static async Task<FileContentHttpResult> ExportProgram(
+        string id, int? version, AfnioDbContext db, ProjectContext project, TimeProvider clock, CancellationToken ct)
+    {
+        var program = await ProgramsApi.FindAsync(db, project, id, ct);
+        var wanted = version ?? program.CurrentVersion;
+        var row = await db.ProgramVersions.AsNoTracking().SingleOrDefaultAsync(v => v.ProgramId == program.Id && v.Version == wanted, ct)
+            ?? throw ApiException.NotFound("program_version", "version");
+        var data = new ArchiveData(Archived(program), null, row.Version, ProgramsApi.Values(row.Parameters));
+        return Zip(ProgramVersionKind, data, $"{id}-v{row.Version}.afnio.zip", clock);
+    }
+
+    public static async Task<Created<ImportResponse>> Import(HttpRequest request, AfnioDbContext db, ProjectContext project, TimeProvider clock, CancellationToken ct)
+    {
+        using var buffer = new MemoryStream();
+        await request.Body.CopyToAsync(buffer, ct);
+        var (manifest, data) = Read(buffer);
+        var definition = Check(() => ProgramParser.Parse(data.Program.Definition), "program");
+        var name = data.Program.Name is { Length: > 0 and <= 200 } n && !n.Contains('\0', StringComparison.Ordinal) ? n : throw Invalid("The program's name must be 1 to 200 characters.");
+        var description = data.Program.Description is { Length: > 2000 } ? throw Invalid("The program's description is longer than 2000 characters.") : data.Program.Description;
+        IReadOnlyDictionary<string, string> values;
+        TrainingState? state = null;
+        switch (manifest.Kind)
+        {
+            case CheckpointKind:
+                var checkpoint = data.Checkpoint ?? throw Invalid("A checkpoint archive must hold a checkpoint.");
+                state = Check(() => checkpoint.State.Deserialize<TrainingState>(Json) ?? throw new JsonException("empty state"), "checkpoint state");
+                values = state.Parameters;
+                break;
+            case ProgramVersionKind:
+                values = data.Parameters ?? throw Invalid("A program version archive must hold its parameters.");
+                break;
+            default:
+                throw Invalid($"Unknown archive kind '{manifest.Kind}': expected {CheckpointKind} or {ProgramVersionKind}.");
+        }
+
+        var names = definition.Parameters.Select(p => p.Name).Order(StringComparer.Ordinal).ToList();
+        if (!values.Keys.Order(StringComparer.Ordinal).SequenceEqual(names) || values.Values.Any(v => v is null || v.Contains('\0', StringComparison.Ordinal)))
+        {
+            throw Invalid($"The archived values must name exactly the program's parameters ({string.Join(", ", names)}), each with text.");
+        }
+
+        var now = clock.GetUtcNow();
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        var program = await ProgramsApi.CreateAsync(db, project.ProjectId, name, description, definition, ProgramVersion.Imported, now, ct, values);
+        RunCheckpoint? row = null;
+        if (state is not null)
+        {
+            var archived = data.Checkpoint!;
+            row = new RunCheckpoint
+            {
+                Id = PrefixedId.NewGuid(),
+                ProjectId = project.ProjectId,
+                ProgramId = program.Id,
+                Kind = RunCheckpoint.ImportedKind,
+                Epoch = Math.Max(0, archived.Epoch),
+                Batch = archived.Batch,
+                State = JsonSerializer.Serialize(state, JobEventLog.Json),
+                Progress = "{}",
+                Validation = archived.Validation is null ? null : JsonSerializer.Serialize(archived.Validation),
+                Score = archived.Score,
+                CostUsd = archived.CostUsd,
+                CreatedAt = now,
+            };
+            db.RunCheckpoints.Add(row);
+            await db.SaveChangesAsync(ct);
+        }
+
+        await tx.CommitAsync(ct);
+        var response = new ImportResponse(manifest.Kind, PrefixedId.Format(PrefixedId.Program, program.Id), 1, PrefixedId.Format(PrefixedId.Checkpoint, row?.Id));
+        return TypedResults.Created($"/v1/programs/{response.ProgramId}", response);
+    }
+
+    private static ArchivedProgram Archived(AgentProgram program) =>
+        new(program.Name, program.Description, JsonDocument.Parse(program.Definition).RootElement.Clone());
+
+    private static FileContentHttpResult Zip(string kind, ArchiveData data, string fileName, TimeProvider clock)
+    {
+        var content = JsonSerializer.SerializeToUtf8Bytes(data, Json);
+        var manifest = new ArchiveManifest(Format, FormatVersion, kind, UnixTime.Of(clock.GetUtcNow()),
+            new Dictionary<string, string> { [DataFile] = Convert.ToHexStringLower(SHA256.HashData(content)) });
+        using var stream = new MemoryStream();
+        using (var zip = new ZipArchive(stream, ZipArchiveMode.Create, leaveOpen: true))
+        {
+            Write(zip, ManifestFile, JsonSerializer.SerializeToUtf8Bytes(manifest, Json));
+            Write(zip, DataFile, content);
+        }
+
+        return TypedResults.File(stream.ToArray(), "application/zip", fileName);
+    }
+
+    private static void Write(ZipArchive zip, string name, byte[] content)
+    {
+        using var entry = zip.CreateEntry(name, CompressionLevel.Optimal).Open();
+        entry.Write(content);
+    }
+
+    private static (ArchiveManifest Manifest, ArchiveData Data) Read(MemoryStream buffer)
+    {
+        buffer.Position = 0;
+        ZipArchive zip;
+        try
+        {
+            zip = new ZipArchive(buffer, ZipArchiveMode.Read, leaveOpen: true);
+        }
+        catch (InvalidDataException)
+        {
+            throw Invalid("The body is not a zip archive: send the file an export gave, as application/zip.");
+        }
+
+        using (zip)
+        {
+            var files = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+            foreach (var entry in zip.Entries.Take(16))
+            {
+                if (entry.Length > MaxEntryBytes)
+                {
+                    throw Invalid($"'{entry.FullName}' is larger than an archive file may be.");
+                }
+
+                using var content = new MemoryStream();
+                try
+                {
+                    using var stream = entry.Open();
+                    stream.CopyTo(content);
+                }
+                catch (InvalidDataException)
+                {
+                    throw Invalid($"'{entry.FullName}' is corrupted.");
+                }
+
+                files[entry.FullName] = content.ToArray();
+            }
+
+            var manifest = Check(() => JsonSerializer.Deserialize<ArchiveManifest>(
+                files.TryGetValue(ManifestFile, out var m) ? m : throw Invalid($"The archive has no {ManifestFile}."), Json)!, ManifestFile);
+            if (manifest.Format != Format)
+            {
+                throw Invalid($"This is not an Afnio archive (format '{manifest.Format}').");
+            }
+
+            if (manifest.FormatVersion != FormatVersion)
+            {
+                throw ApiException.BadRequest("unsupported_archive_version",
+                    $"The archive has format version {manifest.FormatVersion}; this server reads version {FormatVersion}.", "format_version");
+            }
+
+            foreach (var (name, hash) in manifest.Files ?? new Dictionary<string, string>())
+            {
+                if (!files.TryGetValue(name, out var content) || !string.Equals(Convert.ToHexStringLower(SHA256.HashData(content)), hash, StringComparison.OrdinalIgnoreCase))
+                {
+                    throw ApiException.BadRequest("archive_checksum_mismatch", $"'{name}' is missing or does not match its checksum in the manifest: the archive was changed or damaged.");
+                }
+            }
+
+            if (manifest.Files?.ContainsKey(DataFile) != true)
+            {
+                throw Invalid($"The manifest does not list {DataFile}.");
+            }
+
+            return (manifest, Check(() => JsonSerializer.Deserialize<ArchiveData>(files[DataFile], Json)!, DataFile));
+        }
+    }
+
+    private static T Check<T>(Func<T> read, string what)
+    {
+        try
+        {
+            return read() ?? throw Invalid($"The archive's {what} is empty.");
+        }
+        catch (JsonException e)
+        {
+            throw Invalid($"The archive's {what} is not valid: {e.Message}");
+        }
+        catch (AfnioException e) when (e.Kind == ErrorKind.InvalidArgument)
+        {
+            throw Invalid($"The archive's {what} is not valid: {e.Message}");
+        }
+    }
+
+    private static ApiException Invalid(string message) => ApiException.BadRequest("invalid_archive", message);
+}

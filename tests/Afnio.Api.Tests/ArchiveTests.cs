@@ -1,0 +1,167 @@
+using System.IO.Compression;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using Afnio.Domain.Optimizers;
+
+namespace Afnio.Api.Tests;
+
+/// <summary>Export and import (afnio's save/load as portable JSON archives), into another project, then training on from there.</summary>
+[Collection(WorkerHosts.Name)]
+public sealed class ArchiveTests : IClassFixture<ModelWorkerApp>
+{
+    private readonly ModelWorkerApp _app;
+
+    public ArchiveTests(ModelWorkerApp app)
+    {
+        _app = app;
+        app.Fake.Reset();
+        app.Fake.Default = FacilityTraining.Reply;
+    }
+
+    [Fact]
+    public async Task ACheckpoint_ExportedAndImportedIntoAnotherProject_KeepsGradientsAndMomentum_AndTrainsOnThere()
+    {
+        var source = await _app.CreateProjectAsync();
+        var (dataset, program, model) = await FacilityTraining.SetUpAsync(source, p => _app.RegisterModelAsync(p, new { model = "gpt-4.1-nano" }));
+        var run = await source.Client.PostJsonAsync("/v1/runs", FacilityTraining.RunBody(program, dataset, model, epochs: 1));
+        await source.WaitForJobAsync(run.GetProperty("job_id").GetString()!, 120);
+        var checkpoints = (await source.Client.GetJsonAsync($"/v1/runs/{run.GetProperty("id").GetString()}/checkpoints")).GetProperty("data");
+        var last = checkpoints.EnumerateArray().Last(c => c.GetProperty("kind").GetString() == "batch").GetProperty("id").GetString()!;
+        var original = (await source.Client.GetJsonAsync($"/v1/checkpoints/{last}")).GetProperty("state");
+
+        var archive = await source.Client.GetAsync($"/v1/checkpoints/{last}/export");
+        Assert.Equal(HttpStatusCode.OK, archive.StatusCode);
+        Assert.Equal("application/zip", archive.Content.Headers.ContentType?.MediaType);
+        var bytes = await archive.Content.ReadAsByteArrayAsync();
+        using (var zip = new ZipArchive(new MemoryStream(bytes)))
+        {
+            var manifest = JsonDocument.Parse(zip.GetEntry("manifest.json")!.Open()).RootElement;
+            Assert.Equal("afnio.archive", manifest.GetProperty("format").GetString());
+            Assert.Equal(1, manifest.GetProperty("format_version").GetInt32());
+            Assert.Equal("checkpoint", manifest.GetProperty("kind").GetString());
+        }
+
+        var target = await _app.CreateProjectAsync();
+        var imported = await ImportAsync(target, bytes);
+        Assert.Equal(HttpStatusCode.Created, imported.StatusCode);
+        var created = await imported.Content.ReadFromJsonAsync<JsonElement>();
+        var newCheckpoint = created.GetProperty("checkpoint_id").GetString()!;
+        var newProgram = created.GetProperty("program_id").GetString()!;
+        Assert.NotEqual(last, newCheckpoint);
+        Assert.NotEqual(program, newProgram);
+        var copy = await target.Client.GetJsonAsync($"/v1/checkpoints/{newCheckpoint}");
+        Assert.Equal("imported", copy.GetProperty("kind").GetString());
+        Assert.Equal(original.GetRawText(), copy.GetProperty("state").GetRawText()); // parameters, gradients and momentum intact
+        Assert.Equal(original.GetProperty("parameters").GetProperty("sentiment_task").GetString(),
+            (await target.Client.GetJsonAsync($"/v1/programs/{newProgram}")).GetProperty("parameters").GetProperty("sentiment_task").GetProperty("value").GetString());
+        await (await source.Client.GetAsync($"/v1/checkpoints/{newCheckpoint}")).AssertProblemAsync(404, "checkpoint_not_found");
+
+        // Train on in the second project from the imported checkpoint: its momentum reaches the optimizer's prompt.
+        var (targetData, _, targetModel) = await FacilityTraining.SetUpAsync(target, p => _app.RegisterModelAsync(p, new { model = "gpt-4.1-nano" }));
+        var body = FacilityTraining.RunBody(newProgram, targetData, targetModel, epochs: 1, batchSize: 66);
+        body["from_checkpoint_id"] = newCheckpoint;
+        body["promote"] = false;
+        _app.Fake.Reset();
+        _app.Fake.Default = FacilityTraining.Reply;
+        var continued = await target.Client.PostJsonAsync("/v1/runs", body);
+        var job = await target.WaitForJobAsync(continued.GetProperty("job_id").GetString()!, 120);
+        Assert.Equal("succeeded", job.GetProperty("status").GetString());
+        var tgd = Assert.Single(_app.Fake.Requests, r => FakeOpenAiServer.MessageText(r, "system") == TgdPrompts.SystemPrompt);
+        var prompt = FakeOpenAiServer.MessageText(tgd, "user");
+        var window = original.GetProperty("momentum").GetProperty("sentiment_task").EnumerateArray().ToList();
+        Assert.NotEmpty(window);
+        Assert.All(window, past => Assert.Contains($"<VALUE>{past.GetProperty("value").GetString()}</VALUE>", prompt, StringComparison.Ordinal));
+        Assert.Contains($"<VARIABLE>{original.GetProperty("parameters").GetProperty("sentiment_task").GetString()}</VARIABLE>", prompt, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AProgramVersion_RoundTrips()
+    {
+        var source = await _app.CreateProjectAsync();
+        var program = (await source.Client.PostJsonAsync("/v1/programs", new { name = "facility", definition = FacilityTraining.Program })).GetProperty("id").GetString()!;
+        var bytes = await (await source.Client.GetAsync($"/v1/programs/{program}/export")).Content.ReadAsByteArrayAsync();
+        var target = await _app.CreateProjectAsync();
+        var created = await (await ImportAsync(target, bytes)).Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal("program_version", created.GetProperty("kind").GetString());
+        var copy = await target.Client.GetJsonAsync($"/v1/programs/{created.GetProperty("program_id").GetString()}");
+        var original = await source.Client.GetJsonAsync($"/v1/programs/{program}");
+        Assert.Equal(original.GetProperty("definition").GetRawText(), copy.GetProperty("definition").GetRawText());
+        Assert.Equal(original.GetProperty("parameters").GetRawText(), copy.GetProperty("parameters").GetRawText());
+        Assert.Equal("imported", (await target.Client.GetJsonAsync($"/v1/programs/{created.GetProperty("program_id").GetString()}/versions/1")).GetProperty("source").GetString());
+        await (await source.Client.GetAsync($"/v1/programs/{program}/export?version=7")).AssertProblemAsync(404, "program_version_not_found");
+    }
+
+    public static TheoryData<string, string> BadArchives => new()
+    {
+        { "not a zip", "invalid_archive" },
+        { "no manifest", "invalid_archive" },
+        { "tampered data", "archive_checksum_mismatch" },
+        { "a future format version", "unsupported_archive_version" },
+        { "another format", "invalid_archive" },
+        { "an invalid program", "invalid_archive" },
+        { "values for other parameters", "invalid_archive" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadArchives))]
+    public async Task ABadOrTamperedArchive_IsRefused_AndImportsNothing(string what, string code)
+    {
+        var source = await _app.CreateProjectAsync();
+        var program = (await source.Client.PostJsonAsync("/v1/programs", new { name = "facility", definition = FacilityTraining.Program })).GetProperty("id").GetString()!;
+        var good = await (await source.Client.GetAsync($"/v1/programs/{program}/export")).Content.ReadAsByteArrayAsync();
+        var bad = what switch
+        {
+            "not a zip" => Encoding.UTF8.GetBytes("just text"),
+            "no manifest" => Rewrite(good, (name, text) => name == "manifest.json" ? null : text),
+            "tampered data" => Rewrite(good, (name, text) => name == "data.json" ? text.Replace("Read the provided", "Ignore the provided", StringComparison.Ordinal) : text),
+            "a future format version" => Rewrite(good, (name, text) => name == "manifest.json" ? text.Replace("\"format_version\": 1", "\"format_version\": 99", StringComparison.Ordinal) : text),
+            "another format" => Rewrite(good, (name, text) => name == "manifest.json" ? text.Replace("afnio.archive", "other.archive", StringComparison.Ordinal) : text),
+            "an invalid program" => Resign(Rewrite(good, (name, text) => name == "data.json" ? text.Replace("\"exact_match_evaluator\"", "\"add\"", StringComparison.Ordinal) : text)),
+            _ => Resign(Rewrite(good, (name, text) => name == "data.json" ? text.Replace("\"sentiment_task\": \"", "\"other\": \"", StringComparison.Ordinal) : text)),
+        };
+        var target = await _app.CreateProjectAsync();
+        await (await ImportAsync(target, bad)).AssertProblemAsync(400, code);
+        Assert.Empty((await target.Client.GetJsonAsync("/v1/programs")).GetProperty("data").EnumerateArray());
+    }
+
+    private static Task<HttpResponseMessage> ImportAsync(TestProject project, byte[] archive)
+    {
+        var content = new ByteArrayContent(archive);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/zip");
+        return project.Client.PostAsync("/v1/imports", content);
+    }
+
+    /// <summary>A copy of the archive with files changed (null drops one).</summary>
+    private static byte[] Rewrite(byte[] archive, Func<string, string, string?> change)
+    {
+        using var input = new ZipArchive(new MemoryStream(archive));
+        using var output = new MemoryStream();
+        using (var zip = new ZipArchive(output, ZipArchiveMode.Create, leaveOpen: true))
+        {
+            foreach (var entry in input.Entries)
+            {
+                var text = new StreamReader(entry.Open()).ReadToEnd();
+                if (change(entry.FullName, text) is { } changed)
+                {
+                    using var writer = new StreamWriter(zip.CreateEntry(entry.FullName).Open());
+                    writer.Write(changed);
+                }
+            }
+        }
+
+        return output.ToArray();
+    }
+
+    /// <summary>Recomputes the manifest's checksum, as someone crafting an archive would: the content checks still apply.</summary>
+    private static byte[] Resign(byte[] archive)
+    {
+        using var input = new ZipArchive(new MemoryStream(archive));
+        var data = new StreamReader(input.GetEntry("data.json")!.Open()).ReadToEnd();
+        var hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(data)));
+        return Rewrite(archive, (name, text) => name == "manifest.json"
+            ? System.Text.RegularExpressions.Regex.Replace(text, "\"data.json\": \"[0-9a-f]+\"", $"\"data.json\": \"{hash}\"")
+            : text);
+    }
+}
