@@ -38,6 +38,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/checkpoints/{id}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Downloads a checkpoint with its program as a portable archive (a zip of JSON with a versioned manifest). */
+        get: operations["exportCheckpoint"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/programs/{id}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Downloads a program version (default: production) as a portable archive. */
+        get: operations["exportProgram"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/imports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Restores an archive into the caller's project with new ids: a program (its version 1 holds the archived values) and, for a checkpoint, the checkpoint, ready for POST /v1/runs with from_checkpoint_id. */
+        post: operations["importArchive"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/backward": {
         parameters: {
             query?: never;
@@ -443,6 +494,72 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/programs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["listPrograms"];
+        put?: never;
+        /** @description Creates a program after validating it whole: names, references (each step uses only what is defined before it), operation arguments, templates against their inputs, and that every parameter reaches the loss. Version 1 holds the initial values. */
+        post: operations["createProgram"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/programs/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The program with its production version's parameter values. */
+        get: operations["retrieveProgram"];
+        put?: never;
+        post?: never;
+        delete: operations["deleteProgram"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/programs/{id}/versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["listProgramVersions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/programs/{id}/versions/{version}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["retrieveProgramVersion"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/projects": {
         parameters: {
             query?: never;
@@ -517,7 +634,7 @@ export interface paths {
         };
         get: operations["listRuns"];
         put?: never;
-        /** @description Creates a client-driven run: log metrics to it and mark it finished. */
+        /** @description Without program_id: creates a client-driven run (201); log metrics to it and mark it finished. With program_id: starts a server-driven training run (202) whose job fits the program on the dataset, checkpointing every batch. */
         post: operations["createRun"];
         delete?: never;
         options?: never;
@@ -551,6 +668,73 @@ export interface paths {
         get: operations["listRunMetrics"];
         put?: never;
         post: operations["logRunMetric"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/runs/{id}/checkpoints": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["listRunCheckpoints"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/runs/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Cancels a server-driven run's job: the batch in flight is dropped, the committed checkpoints stay. */
+        post: operations["cancelRun"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/runs/{id}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Runs the test split through the run's best checkpoint (no-grad) as a job; logs test_* metrics. */
+        post: operations["testRun"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/checkpoints/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description A checkpoint with its full training state: parameters, their last gradients, momentum windows. */
+        get: operations["retrieveCheckpoint"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -746,6 +930,40 @@ export interface components {
         CastVariableRequest: {
             dtype: components["schemas"]["CastType"];
         };
+        /** @description The list envelope: `{object: "list", data, first_id, last_id, has_more}`. */
+        CheckpointList: {
+            data: components["schemas"]["CheckpointResponse"][];
+            first_id?: string | null;
+            last_id?: string | null;
+            has_more: boolean;
+            readonly object: string;
+        };
+        /** @description A checkpoint: where a run stood after a batch, an epoch or (the baseline) before training. */
+        CheckpointResponse: {
+            id: string;
+            run_id?: string | null;
+            program_id?: string | null;
+            kind: string;
+            /** Format: int32 */
+            epoch: number;
+            /** Format: int32 */
+            batch?: number | null;
+            validation?: {
+                [key: string]: number;
+            } | null;
+            /** Format: double */
+            score?: number | null;
+            /** Format: double */
+            cost_usd: number;
+            parameters: {
+                [key: string]: string;
+            };
+            /** @description Any JSON value. */
+            state?: unknown;
+            /** Format: int64 */
+            created_at: number;
+            readonly object: string;
+        };
         /** @description What `clear_grad` did. */
         ClearGradResponse: {
             message: string;
@@ -840,6 +1058,13 @@ export interface components {
             /** @description Parameter groups with their own settings. */
             param_groups?: components["schemas"]["ParamGroupRequest"][] | null;
         };
+        /** @description Creates a program: a name and its definition (parameters, constants, inputs, targets, steps, output, loss, metrics). */
+        CreateProgramRequest: {
+            name?: string | null;
+            description?: string | null;
+            /** @description The program; see the README's "Programs" section for its shape. */
+            definition?: unknown;
+        };
         /** @description Creates a project. */
         CreateProjectRequest: {
             /** @description A name for people; not unique. */
@@ -850,8 +1075,54 @@ export interface components {
             /** @description A name unique in the project; a taken name gets a numeric suffix, none gives a generated one. */
             name?: string | null;
             description?: string | null;
-            /** @description `running` (default), `completed`, `crashed` or `failed`. */
+            /** @description `running` (default), `completed`, `crashed` or `failed`. Client-driven runs only. */
             status?: string | null;
+            /** @description The program to train (`prg_…`). With it, the service runs the training itself and answers 202. */
+            program_id?: string | null;
+            /** @description Start from this checkpoint's parameters and momentum instead of the program's production version. */
+            from_checkpoint_id?: string | null;
+            dataset?: components["schemas"]["RunDatasetRequest"];
+            /** @description Model clients by the names the program uses: `forward`, `backward` (default: the project's backward model), `optimizer` (default: backward). */
+            models?: {
+                [key: string]: string;
+            } | null;
+            optimizer?: components["schemas"]["RunOptimizerRequest"];
+            /** @description Completion args for the backward model's feedback calls. */
+            backward_completion_args?: unknown;
+            /**
+             * Format: int32
+             * @description Epochs (default 1).
+             */
+            epochs?: number | null;
+            /**
+             * Format: int32
+             * @description Samples per batch (default 1).
+             */
+            batch_size?: number | null;
+            /** @description Drop a last batch shorter than batch_size. */
+            drop_last?: boolean | null;
+            sampler?: components["schemas"]["RunSamplerRequest"];
+            /**
+             * Format: int32
+             * @description The sampler's seed (default 0).
+             */
+            seed?: number | null;
+            /**
+             * Format: double
+             * @description Stop cleanly, as `stopped_budget`, before spending past this.
+             */
+            max_cost_usd?: number | null;
+            /**
+             * Format: int32
+             * @description Validate every this many epochs (and always after the last); default 1.
+             */
+            validate_every?: number | null;
+            /** @description Run the test split through the best checkpoint at the end. */
+            test?: boolean | null;
+            /** @description Make the best parameters a new program version when they beat production on validation. */
+            promote?: boolean | null;
+            /** @description The validation metric that picks the best checkpoint (higher is better): `accuracy` when the program has it, else `loss`. */
+            select_metric?: string | null;
         };
         /** @description Creates a variable (a leaf of the graph). */
         CreateVariableRequest: {
@@ -974,6 +1245,15 @@ export interface components {
             nodes: components["schemas"]["NodeResponse"][];
             /** @description Every edge between them (edges to null are only in each node's next_functions). */
             edges: components["schemas"]["GraphEdgeResponse"][];
+            readonly object: string;
+        };
+        /** @description What an import created. */
+        ImportResponse: {
+            kind: string;
+            program_id: string;
+            /** Format: int32 */
+            program_version: number;
+            checkpoint_id?: string | null;
             readonly object: string;
         };
         JobError: {
@@ -1258,6 +1538,64 @@ export interface components {
             [key: string]: unknown;
         };
         /** @description The list envelope: `{object: "list", data, first_id, last_id, has_more}`. */
+        ProgramList: {
+            data: components["schemas"]["ProgramResponse"][];
+            first_id?: string | null;
+            last_id?: string | null;
+            has_more: boolean;
+            readonly object: string;
+        };
+        /** @description A parameter's current value in the production version. */
+        ProgramParameterResponse: {
+            value: string;
+            role: string;
+        };
+        /** @description A program with its production version's parameter values. */
+        ProgramResponse: {
+            id: string;
+            name: string;
+            description?: string | null;
+            /** Format: int32 */
+            version: number;
+            parameters: {
+                [key: string]: components["schemas"]["ProgramParameterResponse"];
+            };
+            /** @description Any JSON value. */
+            definition: unknown;
+            /** Format: int64 */
+            created_at: number;
+            /** Format: int64 */
+            updated_at: number;
+            readonly object: string;
+        };
+        /** @description The list envelope: `{object: "list", data, first_id, last_id, has_more}`. */
+        ProgramVersionList: {
+            data: components["schemas"]["ProgramVersionResponse"][];
+            first_id?: string | null;
+            last_id?: string | null;
+            has_more: boolean;
+            readonly object: string;
+        };
+        /** @description One version of a program's parameter values and where it came from. */
+        ProgramVersionResponse: {
+            program_id: string;
+            /** Format: int32 */
+            version: number;
+            current: boolean;
+            parameters: {
+                [key: string]: string;
+            };
+            source: string;
+            run_id?: string | null;
+            checkpoint_id?: string | null;
+            metric?: string | null;
+            /** Format: double */
+            score?: number | null;
+            /** Format: int64 */
+            created_at: number;
+            readonly object: string;
+        };
+        /** @description The list envelope: `{object: "list", data, first_id, last_id, has_more}`. */
         ProjectList: {
             data: components["schemas"]["ProjectResponse"][];
             first_id?: string | null;
@@ -1272,11 +1610,32 @@ export interface components {
             created_at: number;
             readonly object: string;
         };
+        PromotionOutcome: {
+            promoted: boolean;
+            /** Format: int32 */
+            program_version?: number | null;
+            reason: string;
+        };
         PromptTokensDetails: {
             /** Format: int64 */
             cached_tokens: number;
             /** Format: int64 */
             audio_tokens: number;
+        };
+        /** @description The data a server-driven run trains on: a dataset version and its splits. */
+        RunDatasetRequest: {
+            /** @description The dataset (`ds_…`). */
+            id?: string | null;
+            /**
+             * Format: int32
+             * @description The version to pin; the latest by default.
+             */
+            version?: number | null;
+            split?: components["schemas"]["SplitRequest"];
+            /** @description Or explicit splits: item ids under `train`, `validation` and `test`. */
+            splits?: {
+                [key: string]: string[];
+            } | null;
         };
         /** @description The list envelope: `{object: "list", data, first_id, last_id, has_more}`. */
         RunList: {
@@ -1285,6 +1644,18 @@ export interface components {
             last_id?: string | null;
             has_more: boolean;
             readonly object: string;
+        };
+        /** @description The TGD optimizer of a run. */
+        RunOptimizerRequest: {
+            /**
+             * Format: int32
+             * @description Past iterations each parameter keeps (default 0).
+             */
+            momentum?: number | null;
+            /** @description Rules every new value must respect. */
+            constraints?: string[] | null;
+            /** @description Arguments for the optimizer model's calls. */
+            completion_args?: unknown;
         };
         RunResponse: {
             id: string;
@@ -1295,7 +1666,77 @@ export interface components {
             created_at: number;
             /** Format: int64 */
             updated_at: number;
+            job_id?: string | null;
+            training?: components["schemas"]["RunTrainingResponse"];
             readonly object: string;
+        };
+        /** @description How a run orders its training items. */
+        RunSamplerRequest: {
+            /** @description `sequential` (default), `random` (seeded permutation per epoch) or `weighted` (with replacement). */
+            type?: string | null;
+            /** @description For `weighted`: one weight per training item, in split order. */
+            weights?: number[] | null;
+            /** @description For `weighted` without weights: class-balancing weights from this field (dotted path) of each item. */
+            label_field?: string | null;
+            /** @description With Afnio.Api.Runs.RunSamplerRequest.LabelField: a field inside the JSON text there (the Facility answers). */
+            label_json_field?: string | null;
+            /**
+             * Format: int32
+             * @description For `weighted`: draws per epoch (default: the training split's size).
+             */
+            num_samples?: number | null;
+        };
+        RunSummary: {
+            status: string;
+            stop_reason?: string | null;
+            /** Format: int32 */
+            epochs: number;
+            select_metric: string;
+            best_checkpoint_id?: string | null;
+            /** Format: int32 */
+            best_epoch?: number | null;
+            /** Format: double */
+            best_score?: number | null;
+            /** Format: double */
+            baseline_score?: number | null;
+            promotion?: components["schemas"]["PromotionOutcome"];
+            test?: {
+                [key: string]: number;
+            } | null;
+            usage: components["schemas"]["RunUsage"];
+        };
+        /** @description What a server-driven run shows besides a client-driven run's fields. */
+        RunTrainingResponse: {
+            program_id: string;
+            /** Format: int32 */
+            program_version: number;
+            from_checkpoint_id?: string | null;
+            dataset_id: string;
+            /** Format: int32 */
+            dataset_version: number;
+            splits: {
+                [key: string]: number;
+            };
+            models: {
+                [key: string]: string;
+            };
+            /** @description Any JSON value. */
+            settings: unknown;
+            summary?: components["schemas"]["RunSummary"];
+        };
+        RunUsage: {
+            /** Format: int32 */
+            calls: number;
+            /** Format: double */
+            cost_usd: number;
+            /** Format: int32 */
+            batches: number;
+            /** Format: int32 */
+            max_calls_per_batch: number;
+            /** Format: double */
+            mean_calls_per_batch: number;
+            /** Format: int32 */
+            call_bound_per_batch: number;
         };
         /** @description Sets the project's backward model, as afnio's `set_backward_model_client`. */
         SetBackwardModelRequest: {
@@ -1571,6 +2012,187 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["JobResponse"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    exportCheckpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/zip": string;
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    exportProgram: {
+        parameters: {
+            query?: {
+                version?: number;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/zip": string;
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    importArchive: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key with the same request replays the stored response for 24 hours; the same key with a different request answers 422. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/zip": string;
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportResponse"];
                 };
             };
             /** @description Bad Request */
@@ -3747,6 +4369,363 @@ export interface operations {
             };
         };
     };
+    listPrograms: {
+        parameters: {
+            query?: {
+                /** @description An id from an earlier page: the list continues after it. */
+                after?: string;
+                /** @description Page size, 1 to 100 (default 20). */
+                limit?: number;
+                /** @description "desc" (newest first, the default) or "asc". */
+                order?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProgramList"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    createProgram: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key with the same request replays the stored response for 24 hours; the same key with a different request answers 422. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateProgramRequest"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProgramResponse"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    retrieveProgram: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProgramResponse"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    deleteProgram: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    listProgramVersions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProgramVersionList"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    retrieveProgramVersion: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                version: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProgramVersionResponse"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
     listProjects: {
         parameters: {
             query?: {
@@ -4201,6 +5180,15 @@ export interface operations {
                     "application/json": components["schemas"]["RunResponse"];
                 };
             };
+            /** @description Accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunResponse"];
+                };
+            };
             /** @description Bad Request */
             400: {
                 headers: {
@@ -4490,6 +5478,269 @@ export interface operations {
             };
             /** @description Conflict */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    listRunCheckpoints: {
+        parameters: {
+            query?: {
+                /** @description An id from an earlier page: the list continues after it. */
+                after?: string;
+                /** @description Page size, 1 to 100 (default 20). */
+                limit?: number;
+                /** @description "desc" (newest first, the default) or "asc". */
+                order?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CheckpointList"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    cancelRun: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key with the same request replays the stored response for 24 hours; the same key with a different request answers 422. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobResponse"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    testRun: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key with the same request replays the stored response for 24 hours; the same key with a different request answers 422. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobResponse"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    retrieveCheckpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CheckpointResponse"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not Found */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

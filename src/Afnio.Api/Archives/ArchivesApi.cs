@@ -57,10 +57,10 @@ public static class ArchivesApi
     public static RouteGroupBuilder MapArchives(this RouteGroupBuilder v1)
     {
         v1.MapGet("/checkpoints/{id}/export", ExportCheckpoint).WithTags("Archives").WithName("exportCheckpoint")
-            .Produces(StatusCodes.Status200OK, contentType: "application/zip")
+            .Produces<Stream>(StatusCodes.Status200OK, "application/zip")
             .WithDescription("Downloads a checkpoint with its program as a portable archive (a zip of JSON with a versioned manifest).");
         v1.MapGet("/programs/{id}/export", ExportProgram).WithTags("Archives").WithName("exportProgram")
-            .Produces(StatusCodes.Status200OK, contentType: "application/zip")
+            .Produces<Stream>(StatusCodes.Status200OK, "application/zip")
             .WithDescription("Downloads a program version (default: production) as a portable archive.");
         v1.MapPost("/imports", Import).WithTags("Archives").WithName("importArchive").WithMetadata(new LargeBody())
             .Accepts<IFormFile>("application/zip")
