@@ -102,6 +102,11 @@ public sealed class ArchiveTests : IClassFixture<ModelWorkerApp>
         { "another format", "invalid_archive" },
         { "an invalid program", "invalid_archive" },
         { "values for other parameters", "invalid_archive" },
+        { "a broken central directory", "invalid_archive" },
+        { "an empty data file", "invalid_archive" },
+        { "a null program", "invalid_archive" },
+        { "a NUL in the description", "invalid_archive" },
+        { "a NUL in the program", "invalid_archive" },
     };
 
     [Theory]
@@ -118,12 +123,60 @@ public sealed class ArchiveTests : IClassFixture<ModelWorkerApp>
             "tampered data" => Rewrite(good, (name, text) => name == "data.json" ? text.Replace("Read the provided", "Ignore the provided", StringComparison.Ordinal) : text),
             "a future format version" => Rewrite(good, (name, text) => name == "manifest.json" ? text.Replace("\"format_version\": 1", "\"format_version\": 99", StringComparison.Ordinal) : text),
             "another format" => Rewrite(good, (name, text) => name == "manifest.json" ? text.Replace("afnio.archive", "other.archive", StringComparison.Ordinal) : text),
+            "a broken central directory" => BreakCentralDirectory(good),
+            "an empty data file" => Resign(Rewrite(good, (name, text) => name == "data.json" ? "{}" : text)),
+            "a null program" => Resign(Rewrite(good, (name, text) => name == "data.json" ? "{\"program\": null}" : text)),
+            "a NUL in the description" => Resign(Rewrite(good, (name, text) => name == "data.json" ? text.Replace("\"description\": null", "\"description\": \"a\\u0000b\"", StringComparison.Ordinal) : text)),
+            "a NUL in the program" => Resign(Rewrite(good, (name, text) => name == "data.json" ? text.Replace("input email or message", "input\\u0000email", StringComparison.Ordinal) : text)),
             "an invalid program" => Resign(Rewrite(good, (name, text) => name == "data.json" ? text.Replace("\"exact_match_evaluator\"", "\"add\"", StringComparison.Ordinal) : text)),
             _ => Resign(Rewrite(good, (name, text) => name == "data.json" ? text.Replace("\"sentiment_task\": \"", "\"other\": \"", StringComparison.Ordinal) : text)),
         };
         var target = await _app.CreateProjectAsync();
         await (await ImportAsync(target, bad)).AssertProblemAsync(400, code);
         Assert.Empty((await target.Client.GetJsonAsync("/v1/programs")).GetProperty("data").EnumerateArray());
+    }
+
+    [Fact]
+    public async Task ACheckpointArchive_WithBadState_IsRefused()
+    {
+        var source = await _app.CreateProjectAsync();
+        var (dataset, program, model) = await FacilityTraining.SetUpAsync(source, p => _app.RegisterModelAsync(p, new { model = "gpt-4.1-nano" }));
+        var run = await source.Client.PostJsonAsync("/v1/runs", FacilityTraining.RunBody(program, dataset, model, epochs: 1, batchSize: 66));
+        await source.WaitForJobAsync(run.GetProperty("job_id").GetString()!, 120);
+        var checkpoint = (await source.Client.GetJsonAsync($"/v1/runs/{run.GetProperty("id").GetString()}/checkpoints")).GetProperty("data")[1].GetProperty("id").GetString()!;
+        var good = await (await source.Client.GetAsync($"/v1/checkpoints/{checkpoint}/export")).Content.ReadAsByteArrayAsync();
+        var target = await _app.CreateProjectAsync();
+        var noGradients = Resign(Rewrite(good, (name, text) => name == "data.json"
+            ? System.Text.RegularExpressions.Regex.Replace(text, "\"gradients\": \\{[^}]*\\}", "\"gradients\": null") : text));
+        var hugeCost = Resign(Rewrite(good, (name, text) => name == "data.json"
+            ? System.Text.RegularExpressions.Regex.Replace(text, "\"cost_usd\": [0-9.eE+-]+", "\"cost_usd\": 1000000000000") : text));
+        var foreignMomentum = Resign(Rewrite(good, (name, text) => name == "data.json"
+            ? text.Replace("\"momentum\": {\n", "\"momentum\": {\n\"ghost\": [],\n", StringComparison.Ordinal) : text));
+        foreach (var bad in new[] { noGradients, hugeCost, foreignMomentum })
+        {
+            await (await ImportAsync(target, bad)).AssertProblemAsync(400, "invalid_archive");
+        }
+
+        Assert.Empty((await target.Client.GetJsonAsync("/v1/programs")).GetProperty("data").EnumerateArray());
+        await (await ImportAsync(target, good)).Content.ReadFromJsonAsync<JsonElement>(); // the untouched archive imports
+        Assert.Single((await target.Client.GetJsonAsync("/v1/programs")).GetProperty("data").EnumerateArray());
+    }
+
+    /// <summary>The archive with its end-of-central-directory entry count changed.</summary>
+    private static byte[] BreakCentralDirectory(byte[] archive)
+    {
+        var copy = (byte[])archive.Clone();
+        for (var i = copy.Length - 22; i >= 0; i--)
+        {
+            if (copy[i] == 0x50 && copy[i + 1] == 0x4b && copy[i + 2] == 0x05 && copy[i + 3] == 0x06)
+            {
+                copy[i + 10] = 9; // total entries
+                copy[i + 8] = 9; // entries on this disk
+                return copy;
+            }
+        }
+
+        throw new InvalidOperationException("No end of central directory.");
     }
 
     private static Task<HttpResponseMessage> ImportAsync(TestProject project, byte[] archive)

@@ -43,6 +43,8 @@ public sealed class ProgramInputTests : IClassFixture<ModelWorkerApp>
         { "a duplicated name", "constants.message={\"value\":\"x\"}", "invalid_program", "definition.inputs.message" },
         { "a parameter that never reaches the loss", "parameters.unused={\"value\":\"x\",\"role\":\"r\"}", "invalid_program", "definition.parameters.unused" },
         { "an output from no step", "output.from=\"ghost\"", "invalid_program", "definition.output.from" },
+        { "two steps with one name", "steps[1]={\"name\":\"sentiment_classifier\",\"op\":\"add\",\"args\":{\"x\":{\"ref\":\"message\"},\"y\":{\"ref\":\"message\"}}}", "invalid_program", "definition.steps[1].name" },
+        { "a name with a trailing newline", "constants.c\n={\"value\":\"x\"}", "invalid_program", "definition.constants.c\n" },
         { "a bad field path", "inputs.message.field=\"fields..input\"", "invalid_program", "definition.inputs.message.field" },
     };
 
@@ -56,6 +58,31 @@ public sealed class ProgramInputTests : IClassFixture<ModelWorkerApp>
         var problem = await response.AssertProblemAsync(400, code);
         Assert.Equal(param, problem.GetProperty("param").GetString());
         Assert.Empty((await project.Client.GetJsonAsync("/v1/programs")).GetProperty("data").EnumerateArray());
+    }
+
+    [Theory]
+    [InlineData("{\"metrics\": [], \"metrics\": []}")]
+    [InlineData("{\"parameters\": {\"p\": {\"value\": \"\\ud800\", \"role\": \"r\"}}}")]
+    [InlineData("{\"parameters\": {\"p\": {\"value\": \"a\\u0000b\", \"role\": \"r\"}}}")]
+    public async Task UnreadableProgramJson_IsA400_NotA500(string definition)
+    {
+        var project = await _app.CreateProjectAsync();
+        var response = await project.Client.SendRawAsync(HttpMethod.Post, "/v1/programs", $"{{\"name\": \"x\", \"definition\": {definition}}}");
+        Assert.Equal(400, (int)response.StatusCode);
+        Assert.Empty((await project.Client.GetJsonAsync("/v1/programs")).GetProperty("data").EnumerateArray());
+    }
+
+    [Fact]
+    public async Task ParameterNames_ComeBackExactlyAsGiven()
+    {
+        var project = await _app.CreateProjectAsync();
+        var definition = Edit(FacilityTraining.Program, "parameters.systemPrompt={\"value\":\"Classify.\",\"role\":\"system prompt\"}");
+        definition = Edit(definition, "steps[0].args.messages[0].content[0].ref=\"systemPrompt\"");
+        definition = Edit(definition, "parameters.sentiment_task=null");
+        var program = await project.Client.PostJsonAsync("/v1/programs", new { name = "camel", definition });
+        Assert.Equal("Classify.", program.GetProperty("parameters").GetProperty("systemPrompt").GetProperty("value").GetString());
+        var version = await project.Client.GetJsonAsync($"/v1/programs/{program.GetProperty("id").GetString()}/versions/1");
+        Assert.Equal("Classify.", version.GetProperty("parameters").GetProperty("systemPrompt").GetString());
     }
 
     [Fact]
@@ -135,6 +162,8 @@ public sealed class ProgramInputTests : IClassFixture<ModelWorkerApp>
         await (await other.Client.PostAsJsonAsync("/v1/runs", body)).AssertProblemAsync(404, "checkpoint_not_found");
         // A finished run cannot be cancelled; a client-driven run has no job to cancel.
         await (await project.Client.PostAsJsonAsync($"/v1/runs/{runId}/cancel", new { })).AssertProblemAsync(409, "job_not_cancellable");
+        // The service logs a server-driven run's metrics; a client may not add its own.
+        await (await project.Client.PostAsJsonAsync($"/v1/runs/{runId}/metrics", new { name = "test_loss", value = 1 })).AssertProblemAsync(409, "run_server_driven");
         var manual = await project.Client.PostJsonAsync("/v1/runs", new { name = "by hand" });
         await (await project.Client.PostAsJsonAsync($"/v1/runs/{manual.GetProperty("id").GetString()}/cancel", new { })).AssertProblemAsync(409, "run_not_server_driven");
     }
@@ -155,7 +184,15 @@ public sealed class ProgramInputTests : IClassFixture<ModelWorkerApp>
         var parsed = JsonNode.Parse(value);
         if (last.StartsWith('['))
         {
-            node[int.Parse(last[1..^1], System.Globalization.CultureInfo.InvariantCulture)] = parsed;
+            var index = int.Parse(last[1..^1], System.Globalization.CultureInfo.InvariantCulture);
+            if (index == node.AsArray().Count)
+            {
+                node.AsArray().Add(parsed);
+            }
+            else
+            {
+                node[index] = parsed;
+            }
         }
         else if (parsed is null)
         {

@@ -52,7 +52,14 @@ public static class ArchivesApi
     private const string ManifestFile = "manifest.json";
     private const string DataFile = "data.json";
     private const long MaxEntryBytes = 64L << 20;
-    private static readonly JsonSerializerOptions Json = new(JobEventLog.Json) { WriteIndented = true, UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow };
+    private static readonly JsonSerializerOptions Json = new(JobEventLog.Json)
+    {
+        WriteIndented = true,
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        RespectNullableAnnotations = true,
+        RespectRequiredConstructorParameters = true,
+        AllowDuplicateProperties = false,
+    };
 
     public static RouteGroupBuilder MapArchives(this RouteGroupBuilder v1)
     {
@@ -96,16 +103,33 @@ public static class ArchivesApi
         using var buffer = new MemoryStream();
         await request.Body.CopyToAsync(buffer, ct);
         var (manifest, data) = Read(buffer);
+        // The same checks as creating the program over the API: storable text, size, then the program itself.
+        Check(() => { StorableJson.Check(data.Program.Definition, "invalid_archive", "definition"); return true; }, "program");
+        if (data.Program.Definition.GetRawText().Length > ProgramsApi.MaxDefinitionBytes)
+        {
+            throw Invalid($"The archive's program is larger than {ProgramsApi.MaxDefinitionBytes} bytes.");
+        }
+
         var definition = Check(() => ProgramParser.Parse(data.Program.Definition), "program");
         var name = data.Program.Name is { Length: > 0 and <= 200 } n && !n.Contains('\0', StringComparison.Ordinal) ? n : throw Invalid("The program's name must be 1 to 200 characters.");
-        var description = data.Program.Description is { Length: > 2000 } ? throw Invalid("The program's description is longer than 2000 characters.") : data.Program.Description;
+        var description = data.Program.Description is { } d && (d.Length > 2000 || d.Contains('\0', StringComparison.Ordinal))
+            ? throw Invalid("The program's description must be at most 2000 characters, without NUL.")
+            : data.Program.Description;
         IReadOnlyDictionary<string, string> values;
         TrainingState? state = null;
         switch (manifest.Kind)
         {
             case CheckpointKind:
                 var checkpoint = data.Checkpoint ?? throw Invalid("A checkpoint archive must hold a checkpoint.");
+                if (checkpoint.Epoch is < 0 or > 100_000 || checkpoint.Batch is < 0 || checkpoint.CostUsd is < 0 or >= 1_000_000_000m
+                    || checkpoint.Score is { } score && !double.IsFinite(score) || checkpoint.Validation?.Values.Any(v => !double.IsFinite(v)) == true)
+                {
+                    throw Invalid("The checkpoint's epoch, batch, cost or scores are out of range.");
+                }
+
+                Check(() => { StorableJson.Check(checkpoint.State, "invalid_archive", "state"); return true; }, "checkpoint state");
                 state = Check(() => checkpoint.State.Deserialize<TrainingState>(Json) ?? throw new JsonException("empty state"), "checkpoint state");
+                CheckState(state, definition);
                 values = state.Parameters;
                 break;
             case ProgramVersionKind:
@@ -152,6 +176,22 @@ public static class ArchivesApi
         return TypedResults.Created($"/v1/programs/{response.ProgramId}", response);
     }
 
+    // Gradients and momentum windows name the program's parameters and hold text: a run from the checkpoint reads them.
+    private static void CheckState(TrainingState state, ProgramDefinition definition)
+    {
+        var names = definition.Parameters.Select(p => p.Name).ToHashSet(StringComparer.Ordinal);
+        if (state.Gradients is null || state.Momentum is null || state.Parameters is null)
+        {
+            throw Invalid("The checkpoint's state must hold parameters, gradients and momentum.");
+        }
+
+        if (state.Gradients.Any(g => !names.Contains(g.Key) || g.Value is null || g.Value.Any(x => x?.Data is null || x.Role is null))
+            || state.Momentum.Any(m => !names.Contains(m.Key) || m.Value is null || m.Value.Any(x => x?.Value is null || x.Feedback is null || x.Feedback.Any(f => f is null))))
+        {
+            throw Invalid("The checkpoint's gradients and momentum must name the program's parameters and hold text.");
+        }
+    }
+
     private static ArchivedProgram Archived(AgentProgram program) =>
         new(program.Name, program.Description, JsonDocument.Parse(program.Definition).RootElement.Clone());
 
@@ -180,9 +220,11 @@ public static class ArchivesApi
     {
         buffer.Position = 0;
         ZipArchive zip;
+        List<ZipArchiveEntry> entries;
         try
         {
             zip = new ZipArchive(buffer, ZipArchiveMode.Read, leaveOpen: true);
+            entries = [.. zip.Entries.Take(16)];
         }
         catch (InvalidDataException)
         {
@@ -192,7 +234,7 @@ public static class ArchivesApi
         using (zip)
         {
             var files = new Dictionary<string, byte[]>(StringComparer.Ordinal);
-            foreach (var entry in zip.Entries.Take(16))
+            foreach (var entry in entries)
             {
                 if (entry.Length > MaxEntryBytes)
                 {
@@ -249,7 +291,7 @@ public static class ArchivesApi
         {
             return read() ?? throw Invalid($"The archive's {what} is empty.");
         }
-        catch (JsonException e)
+        catch (Exception e) when (e is JsonException or InvalidOperationException or ArgumentException)
         {
             throw Invalid($"The archive's {what} is not valid: {e.Message}");
         }

@@ -28,7 +28,7 @@ public sealed record ProgramParameterResponse(string Value, string Role);
 /// <summary>A program with its production version's parameter values.</summary>
 public sealed record ProgramResponse(
     [property: JsonPropertyOrder(-2)] string Id, string Name, string? Description, int Version,
-    IReadOnlyDictionary<string, ProgramParameterResponse> Parameters, JsonElement Definition, long CreatedAt, long UpdatedAt)
+    [property: JsonConverter(typeof(UserKeysConverter))] IReadOnlyDictionary<string, ProgramParameterResponse> Parameters, JsonElement Definition, long CreatedAt, long UpdatedAt)
 {
     [JsonPropertyOrder(-1)]
     public string Object => "program";
@@ -36,7 +36,7 @@ public sealed record ProgramResponse(
 
 /// <summary>One version of a program's parameter values and where it came from.</summary>
 public sealed record ProgramVersionResponse(
-    string ProgramId, int Version, bool Current, IReadOnlyDictionary<string, string> Parameters, string Source,
+    string ProgramId, int Version, bool Current, [property: JsonConverter(typeof(UserKeysConverter))] IReadOnlyDictionary<string, string> Parameters, string Source,
     string? RunId, string? CheckpointId, string? Metric, double? Score, long CreatedAt)
 {
     [JsonPropertyOrder(-1)]

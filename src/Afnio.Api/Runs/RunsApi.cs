@@ -229,6 +229,11 @@ public static class RunsApi
         // Metrics of one run are logged one at a time, so a default step is never taken twice.
         var run = (await db.Runs.FromSql($"SELECT * FROM runs WHERE id = {ParseId(id)} AND project_id = {project.ProjectId} FOR UPDATE")
             .AsNoTracking().ToListAsync(ct)).SingleOrDefault() ?? throw ApiException.NotFound("run", "id");
+        if (run.IsServerDriven)
+        {
+            throw ApiException.Conflict("run_server_driven", "The service logs this run's metrics itself; log yours to a run without a program.", "id");
+        }
+
         if (run.Status != Run.Running)
         {
             throw ApiException.Conflict("run_finished", $"The run is {run.Status}; metrics are logged to running runs only.");

@@ -70,12 +70,12 @@ public sealed record RunSamplerRequest
 /// <summary>What a server-driven run shows besides a client-driven run's fields.</summary>
 public sealed record RunTrainingResponse(
     string ProgramId, int ProgramVersion, string? FromCheckpointId, string DatasetId, int DatasetVersion,
-    IReadOnlyDictionary<string, int> Splits, IReadOnlyDictionary<string, string> Models, JsonElement Settings, RunSummary? Summary);
+    IReadOnlyDictionary<string, int> Splits, [property: JsonConverter(typeof(UserKeysConverter))] IReadOnlyDictionary<string, string> Models, JsonElement Settings, RunSummary? Summary);
 
 /// <summary>A checkpoint: where a run stood after a batch, an epoch or (the baseline) before training.</summary>
 public sealed record CheckpointResponse(
     [property: JsonPropertyOrder(-2)] string Id, string? RunId, string? ProgramId, string Kind, int Epoch, int? Batch,
-    IReadOnlyDictionary<string, double>? Validation, double? Score, decimal CostUsd, IReadOnlyDictionary<string, string> Parameters,
+    IReadOnlyDictionary<string, double>? Validation, double? Score, decimal CostUsd, [property: JsonConverter(typeof(UserKeysConverter))] IReadOnlyDictionary<string, string> Parameters,
     JsonElement? State, long CreatedAt)
 {
     [JsonPropertyOrder(-1)]
@@ -88,6 +88,9 @@ public sealed record CheckpointResponse(
 /// </summary>
 public static class TrainingRunsApi
 {
+    /// <summary>The most training batches one run may plan (epochs × batches per epoch).</summary>
+    public const int MaxBatchesPerRun = 100_000;
+
     private static readonly string[] SplitNames = ["train", "validation", "test"];
 
     public static RouteGroupBuilder MapTrainingRuns(this RouteGroupBuilder v1)
@@ -134,9 +137,17 @@ public static class TrainingRunsApi
             Args(request.BackwardCompletionArgs, "backward_completion_args"),
             settings.Epochs, settings.BatchSize, request.DropLast ?? false, sampler, request.Seed ?? 0, request.MaxCostUsd,
             settings.ValidateEvery, request.Test ?? false, request.Promote ?? false, settings.SelectMetric);
-        if (settings.BatchSize > 0 && Sampler.Batches([.. Enumerable.Range(0, sampler.NumSamples ?? train.Count)], settings.BatchSize, config.DropLast).Count == 0)
+        var samples = sampler.NumSamples ?? train.Count;
+        var batches = config.DropLast ? samples / settings.BatchSize : (samples + settings.BatchSize - 1) / settings.BatchSize;
+        if (batches == 0)
         {
             throw ApiException.BadRequest("invalid_batch_size", "With drop_last, a batch_size larger than the training split leaves no batch.", "batch_size");
+        }
+
+        if ((long)batches * settings.Epochs > MaxBatchesPerRun)
+        {
+            throw ApiException.BadRequest("run_too_large",
+                $"The run would train {(long)batches * settings.Epochs} batches; a run may train at most {MaxBatchesPerRun}. Use fewer epochs or larger batches.", "epochs");
         }
 
         var run = new Run

@@ -47,7 +47,7 @@ public sealed partial class ModelGateway(
         var hash = Hash(model.Id, body);
         if (await scope.JournaledAsync(request.StepKey, hash, ct) is { } replay)
         {
-            return replay with { Replayed = true };
+            return replay;
         }
 
         var watch = Stopwatch.StartNew();

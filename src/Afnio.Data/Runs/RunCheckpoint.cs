@@ -59,5 +59,7 @@ public sealed class RunCheckpointConfiguration : IEntityTypeConfiguration<RunChe
         builder.HasIndex(c => new { c.ProjectId, c.Id });
         builder.HasOne<Project>().WithMany().HasForeignKey(c => c.ProjectId).OnDelete(DeleteBehavior.Cascade);
         builder.HasOne<Run>().WithMany().HasForeignKey(c => c.RunId).OnDelete(DeleteBehavior.Cascade);
+        // A checkpoint is a state of its program: it goes when the program goes.
+        builder.HasOne<Programs.AgentProgram>().WithMany().HasForeignKey(c => c.ProgramId).OnDelete(DeleteBehavior.Cascade);
     }
 }

@@ -25,8 +25,7 @@ public sealed record ChatRequest(Guid? ModelId, IReadOnlyList<ChatMessage> Messa
 /// <param name="Content">The assistant message text, exactly as returned.</param>
 /// <param name="Model">The model name the provider reported (or was asked for).</param>
 /// <param name="Usage">The tokens it used.</param>
-/// <param name="Replayed">True when the reply came from the job's journal: it was paid for by an earlier delivery, not now.</param>
-public sealed record ChatReply(string Content, string Model, TokenUsage Usage, bool Replayed = false);
+public sealed record ChatReply(string Content, string Model, TokenUsage Usage);
 
 /// <summary>
 /// The language models an operation may call, already scoped to one project (and, in the worker, one
@@ -38,4 +37,22 @@ public interface ILanguageModels
     /// <summary>Sends one chat completion and returns the first choice's text.</summary>
     /// <exception cref="Common.AfnioException">Unknown model (404 kind), no backward model set, or a call that failed after its retries.</exception>
     Task<ChatReply> ChatAsync(ChatRequest request, CancellationToken cancellationToken);
+}
+
+/// <summary>
+/// The models of code that must call none: validating a program, or running operations that
+/// need no model. A call is a bug, and fails loudly.
+/// </summary>
+public sealed class NoLanguageModels : ILanguageModels
+{
+    /// <summary>The one instance.</summary>
+    public static readonly NoLanguageModels Instance = new();
+
+    private NoLanguageModels()
+    {
+    }
+
+    /// <inheritdoc />
+    public Task<ChatReply> ChatAsync(ChatRequest request, CancellationToken cancellationToken) =>
+        throw new InvalidOperationException($"No language model may be called here (step {request?.StepKey}).");
 }

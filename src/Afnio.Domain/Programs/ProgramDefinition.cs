@@ -178,7 +178,27 @@ public static partial class ProgramParser
     /// <summary>Reads a program; <paramref name="root"/> names the field holding it (for error paths).</summary>
     public static ProgramDefinition Parse(JsonElement json, string root = "definition")
     {
+        try
+        {
+            return ParseObject(json, root);
+        }
+        catch (ArgumentException e)
+        {
+            // JsonObject refuses a key given twice in one object.
+            throw Invalid($"The program has a key twice in one object: {e.Message}", root);
+        }
+        catch (InvalidOperationException e)
+        {
+            // Text with a lone surrogate cannot be read as a string.
+            throw Invalid($"The program holds text that cannot be read: {e.Message}", root);
+        }
+    }
+
+    private static ProgramDefinition ParseObject(JsonElement json, string root)
+    {
         var obj = json.ValueKind == JsonValueKind.Object ? JsonObject.Create(json)! : throw Invalid("The program must be a JSON object.", root);
+        // JsonObject reads nested objects lazily: touch them all now, so a duplicated key anywhere is found here.
+        _ = Descendants(obj).Count();
         Only(obj, root, "parameters", "constants", "inputs", "targets", "steps", "output", "loss", "metrics");
         var parameters = Values(obj["parameters"], $"{root}.parameters", isParameter: true);
         var constants = Values(obj["constants"], $"{root}.constants", isParameter: false);
@@ -203,6 +223,24 @@ public static partial class ProgramParser
         return program;
     }
 
+    private static IEnumerable<JsonNode> Descendants(JsonNode node)
+    {
+        var children = node switch
+        {
+            JsonObject o => o.Select(p => p.Value),
+            JsonArray a => a.AsEnumerable(),
+            _ => [],
+        };
+        foreach (var child in children.OfType<JsonNode>())
+        {
+            yield return child;
+            foreach (var d in Descendants(child))
+            {
+                yield return d;
+            }
+        }
+    }
+
     private enum StepKind
     {
         Step,
@@ -217,7 +255,7 @@ public static partial class ProgramParser
         }
     }
 
-    [GeneratedRegex("^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+    [GeneratedRegex(@"^[A-Za-z_][A-Za-z0-9_]{0,63}\z")]
     private static partial Regex NamePattern();
 
     internal static string Name(string name, string path) => NamePattern().IsMatch(name) ? name

@@ -21,7 +21,12 @@ public static class ProgramValidator
     {
         ArgumentNullException.ThrowIfNull(program);
         var defined = new Dictionary<string, (string Kind, int Outputs)>(StringComparer.Ordinal);
-        var laterSteps = program.Steps.Select((s, i) => (s.Name, i)).ToDictionary(x => x.Name, x => x.i, StringComparer.Ordinal);
+        var laterSteps = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (var i = 0; i < program.Steps.Count; i++)
+        {
+            laterSteps.TryAdd(program.Steps[i].Name, i);
+        }
+
         void Define(string name, string kind, int outputs, string path)
         {
             if (name == ProgramDefinition.LossName || !defined.TryAdd(name, (kind, outputs)))
@@ -55,7 +60,7 @@ public static class ProgramValidator
             throw ProgramParser.Invalid($"A program may hold at most {ProgramDefinition.MaxNames} names and {ProgramDefinition.MaxNames} steps.", root);
         }
 
-        var operations = OperationRegistry.Standard(NoModels.Instance);
+        var operations = OperationRegistry.Standard(NoLanguageModels.Instance);
         var uses = new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);
         for (var i = 0; i < program.Steps.Count; i++)
         {
@@ -193,15 +198,6 @@ public static class ProgramValidator
         }
 
         return seen;
-    }
-
-    /// <summary>Binding checks arguments only; no model is ever called while validating.</summary>
-    private sealed class NoModels : ILanguageModels
-    {
-        public static readonly NoModels Instance = new();
-
-        public Task<ChatReply> ChatAsync(ChatRequest request, CancellationToken cancellationToken) =>
-            throw new InvalidOperationException("Validating a program calls no model.");
     }
 }
 

@@ -32,7 +32,7 @@ public sealed class RunBudget(decimal? max, PriceTable prices)
         }
     }
 
-    /// <summary>Starts from what the journal says the run has spent.</summary>
+    /// <summary>Starts from what the run had spent at its last checkpoint, and the dearest call the journal holds.</summary>
     public void Reset(decimal spent, decimal dearestCall)
     {
         lock (_gate)
@@ -62,15 +62,13 @@ public sealed class RunBudget(decimal? max, PriceTable prices)
         }
     }
 
-    /// <summary>Counts a reply's cost; a reply replayed from the journal was already counted.</summary>
+    /// <summary>
+    /// Counts a reply's cost. A reply the journal replays for a resumed unit counts too: the run
+    /// starts from its last checkpoint's spending, which did not include that unit.
+    /// </summary>
     public void Add(ChatReply reply)
     {
         ArgumentNullException.ThrowIfNull(reply);
-        if (reply.Replayed)
-        {
-            return;
-        }
-
         var cost = prices.Cost(reply.Model, reply.Usage);
         lock (_gate)
         {
@@ -121,9 +119,6 @@ public static class RunStepKeys
 
     /// <summary>The end of epoch <paramref name="epoch"/>: validation and the epoch's metrics.</summary>
     public static string EpochEnd(int epoch) => $"e{epoch}/end";
-
-    /// <summary>Reads the parts of <see cref="Batch"/>.</summary>
-    public static bool IsBatchOf(string key, int epoch, int batch) => key == Batch(epoch, batch);
 
     /// <summary>A guard for ids that must be known: the message names what is missing.</summary>
     public static AfnioException Missing(string what, Guid id, string prefixName) =>

@@ -25,14 +25,13 @@ namespace Afnio.Worker.Training;
 /// <param name="Sums">The epoch's metric sums over its batches so far.</param>
 /// <param name="Count">Batches summed.</param>
 /// <param name="CostUsd">Spent by the run so far.</param>
-/// <param name="Calls">Paid calls so far.</param>
 /// <param name="BatchCalls">Paid calls of the batch just committed.</param>
 /// <param name="DearestBatch">The most a training batch has cost.</param>
 /// <param name="DearestValidation">The most a validation pass has cost.</param>
 /// <param name="Sampler">The sampler and the position in its epoch order.</param>
 public sealed record RunProgress(
     int Epoch, int? Batch, int Batches, IReadOnlyDictionary<string, double> Sums, int Count,
-    decimal CostUsd, int Calls, int BatchCalls, decimal DearestBatch, decimal DearestValidation, SamplerPosition Sampler);
+    decimal CostUsd, int BatchCalls, decimal DearestBatch, decimal DearestValidation, SamplerPosition Sampler);
 
 /// <summary>The sampler of a run and how far into an epoch's order training has gone.</summary>
 /// <param name="Type">The sampler type.</param>
@@ -78,8 +77,6 @@ public sealed partial class TrainingJobs(
         var run = await TrainingRun.LoadAsync(delivery.Db, delivery.Job, ct);
         var jobId = delivery.Job.Id;
         var budget = new RunBudget(run.Config.MaxCostUsd, prices);
-        var spending = await SpendingAsync(jobId, ct);
-        budget.Reset(spending.Cost, spending.DearestCall);
         var root = new RunModels(models.ForJob(run.ProjectId, jobId), "fit", run.Config.Models["backward"], run.Config.BackwardCompletionArgs, budget);
 
         var units = Plan(run);
@@ -87,15 +84,19 @@ public sealed partial class TrainingJobs(
         await delivery.Recorder.SetTotalAsync(jobId, delivery.Owner, units.Count, ct);
         delivery.Monitor.StepsAlreadyCompleted(done.Count);
 
-        var last = await delivery.Db.RunCheckpoints.AsNoTracking()
-            .Where(c => c.RunId == run.Run.Id && c.Kind != RunCheckpoint.BaselineKind)
-            .OrderByDescending(c => c.CreatedAt).ThenByDescending(c => c.Id).FirstOrDefaultAsync(ct);
+        // Resume after the last committed unit, in plan order (not by clock: deliveries may run on other hosts).
+        var position = units.Select((u, i) => (u.Key, i)).ToDictionary(x => x.Key, x => x.i);
+        var committed = (await delivery.Db.RunCheckpoints.AsNoTracking().Where(c => c.RunId == run.Run.Id).ToListAsync(ct))
+            .Select(c => (Checkpoint: c, At: position.GetValueOrDefault(KeyOf(c), -1))).Where(c => c.At >= 0).OrderBy(c => c.At).ToList();
+        var last = committed.LastOrDefault(c => c.Checkpoint.Kind != RunCheckpoint.BaselineKind).Checkpoint;
         var state = last is null ? run.Initial : Read<TrainingState>(last.State);
         var progress = last is null ? null : Read<RunProgress>(last.Progress);
         var sums = progress is { Batch: not null } ? new Dictionary<string, double>(progress.Sums) : [];
         var count = progress is { Batch: not null } ? progress.Count : 0;
-        var dearestBatch = progress?.DearestBatch ?? 0m;
-        var dearestValidation = progress?.DearestValidation ?? 0m;
+        var latest = committed.Count == 0 ? null : Read<RunProgress>(committed[^1].Checkpoint.Progress);
+        var dearestBatch = latest?.DearestBatch ?? 0m;
+        var dearestValidation = latest?.DearestValidation ?? 0m;
+        budget.Reset(latest?.CostUsd ?? 0m, await DearestCallAsync(jobId, ct));
         var watch = Stopwatch.StartNew();
         var ranHere = 0;
         string? stopReason = null;
@@ -249,8 +250,9 @@ public sealed partial class TrainingJobs(
         var best = Best(checkpoints);
         var baseline = checkpoints.FirstOrDefault(c => c.Kind == RunCheckpoint.BaselineKind);
         var usage = await UsageAsync(run, jobId, checkpoints, ct);
-        var test = await db.RunMetrics.AsNoTracking().Where(m => m.RunId == run.Run.Id && m.Name.StartsWith("test_"))
-            .ToDictionaryAsync(m => m.Name, m => m.Value, ct);
+        var test = (await db.RunMetrics.AsNoTracking().Where(m => m.RunId == run.Run.Id && m.Name.StartsWith("test_"))
+                .OrderBy(m => m.CreatedAt).ThenBy(m => m.Id).ToListAsync(ct))
+            .GroupBy(m => m.Name).ToDictionary(g => g.Key, g => g.Last().Value);
         var status = stopReason is null ? Run.Completed : Run.StoppedBudget;
         var now = clock.GetUtcNow();
 
@@ -405,7 +407,7 @@ public sealed partial class TrainingJobs(
     private static RunProgress Progress(
         TrainingRun run, int epoch, int? batch, IReadOnlyDictionary<string, double> sums, int count, RunBudget budget, int batchCalls,
         decimal dearestBatch, decimal dearestValidation) =>
-        new(epoch, batch, run.BatchesPerEpoch, new Dictionary<string, double>(sums), count, budget.Spent, 0, batchCalls, dearestBatch, dearestValidation,
+        new(epoch, batch, run.BatchesPerEpoch, new Dictionary<string, double>(sums), count, budget.Spent, batchCalls, dearestBatch, dearestValidation,
             new SamplerPosition(run.Config.Sampler.Type, run.Config.Seed, Math.Max(0, epoch - 1),
                 batch is { } b ? Math.Min(run.SamplesPerEpoch, (b + 1) * run.Config.BatchSize) : run.SamplesPerEpoch));
 
@@ -448,13 +450,20 @@ public sealed partial class TrainingJobs(
         return units;
     }
 
-    private async Task<(decimal Cost, decimal DearestCall)> SpendingAsync(Guid jobId, CancellationToken ct)
+    private async Task<decimal> DearestCallAsync(Guid jobId, CancellationToken ct)
     {
         await using var db = await contexts.CreateDbContextAsync(ct);
-        var rows = await db.ModelCalls.AsNoTracking().Where(c => c.JobId == jobId && c.Status == ModelCallStatus.Succeeded)
-            .GroupBy(_ => 1).Select(g => new { Cost = g.Sum(c => c.CostUsd), Max = g.Max(c => c.CostUsd) }).ToListAsync(ct);
-        return rows.Count == 0 ? (0m, 0m) : (rows[0].Cost, rows[0].Max);
+        return await db.ModelCalls.AsNoTracking().Where(c => c.JobId == jobId && c.Status == ModelCallStatus.Succeeded)
+            .MaxAsync(c => (decimal?)c.CostUsd, ct) ?? 0m;
     }
+
+    /// <summary>The unit that committed a checkpoint.</summary>
+    private static string KeyOf(RunCheckpoint checkpoint) => checkpoint.Kind switch
+    {
+        RunCheckpoint.BaselineKind => RunStepKeys.Baseline,
+        RunCheckpoint.BatchKind => RunStepKeys.Batch(checkpoint.Epoch, checkpoint.Batch ?? 0),
+        _ => RunStepKeys.EpochEnd(checkpoint.Epoch),
+    };
 
     private async Task<int> CallsUnderAsync(Guid jobId, string prefix, CancellationToken ct)
     {

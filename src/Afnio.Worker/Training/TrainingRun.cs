@@ -14,6 +14,7 @@ namespace Afnio.Worker.Training;
 internal sealed class TrainingRun
 {
     private readonly Sampler _sampler;
+    private (int Epoch, IReadOnlyList<IReadOnlyList<int>> Batches)? _batches;
 
     private TrainingRun(
         Run run, TrainingRunConfig config, ProgramDefinition program, IReadOnlyDictionary<string, string> production, TrainingState initial,
@@ -72,8 +73,16 @@ internal sealed class TrainingRun
         ValidationItems.Count > 0 && (epoch % Config.ValidateEvery == 0 || epoch == Config.Epochs);
 
     /// <summary>The training items (indices into the split) of a batch.</summary>
-    public IReadOnlyList<int> BatchOf(int epoch, int batch) =>
-        Sampler.Batches(_sampler.Order(epoch - 1), Config.BatchSize, Config.DropLast)[batch];
+    public IReadOnlyList<int> BatchOf(int epoch, int batch)
+    {
+        // Orders are drawn once per epoch, not once per batch.
+        if (_batches?.Epoch != epoch)
+        {
+            _batches = (epoch, Sampler.Batches(_sampler.Order(epoch - 1), Config.BatchSize, Config.DropLast));
+        }
+
+        return _batches.Value.Batches[batch];
+    }
 
     public RunCheckpoint Checkpoint(
         string kind, int epoch, int? batch, TrainingState state, RunProgress progress, IReadOnlyDictionary<string, double>? validation, DateTimeOffset now) => new()

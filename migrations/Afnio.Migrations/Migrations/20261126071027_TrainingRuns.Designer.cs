@@ -12,7 +12,7 @@ using Npgsql.EntityFrameworkCore.PostgreSQL.Metadata;
 namespace Afnio.Migrations.Migrations
 {
     [DbContext(typeof(AfnioDbContext))]
-    [Migration("20261126060249_TrainingRuns")]
+    [Migration("20261126071027_TrainingRuns")]
     partial class TrainingRuns
     {
         /// <inheritdoc />
@@ -990,6 +990,9 @@ namespace Afnio.Migrations.Migrations
                     b.HasKey("Id")
                         .HasName("pk_run_checkpoints");
 
+                    b.HasIndex("ProgramId")
+                        .HasDatabaseName("ix_run_checkpoints_program_id");
+
                     b.HasIndex("ProjectId", "Id")
                         .HasDatabaseName("ix_run_checkpoints_project_id_id");
 
@@ -1337,6 +1340,12 @@ namespace Afnio.Migrations.Migrations
 
             modelBuilder.Entity("Afnio.Data.Runs.RunCheckpoint", b =>
                 {
+                    b.HasOne("Afnio.Data.Programs.AgentProgram", null)
+                        .WithMany()
+                        .HasForeignKey("ProgramId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .HasConstraintName("fk_run_checkpoints_programs_program_id");
+
                     b.HasOne("Afnio.Data.Projects.Project", null)
                         .WithMany()
                         .HasForeignKey("ProjectId")

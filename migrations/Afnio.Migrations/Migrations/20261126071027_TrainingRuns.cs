@@ -60,41 +60,6 @@ namespace Afnio.Migrations.Migrations
                 });
 
             migrationBuilder.CreateTable(
-                name: "run_checkpoints",
-                columns: table => new
-                {
-                    id = table.Column<Guid>(type: "uuid", nullable: false),
-                    project_id = table.Column<Guid>(type: "uuid", nullable: false),
-                    run_id = table.Column<Guid>(type: "uuid", nullable: true),
-                    program_id = table.Column<Guid>(type: "uuid", nullable: true),
-                    kind = table.Column<string>(type: "character varying(16)", maxLength: 16, nullable: false),
-                    epoch = table.Column<int>(type: "integer", nullable: false),
-                    batch = table.Column<int>(type: "integer", nullable: true),
-                    state = table.Column<string>(type: "jsonb", nullable: false),
-                    progress = table.Column<string>(type: "jsonb", nullable: false),
-                    validation = table.Column<string>(type: "jsonb", nullable: true),
-                    score = table.Column<double>(type: "double precision", nullable: true),
-                    cost_usd = table.Column<decimal>(type: "numeric(18,8)", precision: 18, scale: 8, nullable: false),
-                    created_at = table.Column<DateTimeOffset>(type: "timestamp with time zone", nullable: false)
-                },
-                constraints: table =>
-                {
-                    table.PrimaryKey("pk_run_checkpoints", x => x.id);
-                    table.ForeignKey(
-                        name: "fk_run_checkpoints_projects_project_id",
-                        column: x => x.project_id,
-                        principalTable: "projects",
-                        principalColumn: "id",
-                        onDelete: ReferentialAction.Cascade);
-                    table.ForeignKey(
-                        name: "fk_run_checkpoints_runs_run_id",
-                        column: x => x.run_id,
-                        principalTable: "runs",
-                        principalColumn: "id",
-                        onDelete: ReferentialAction.Cascade);
-                });
-
-            migrationBuilder.CreateTable(
                 name: "program_versions",
                 columns: table => new
                 {
@@ -119,10 +84,56 @@ namespace Afnio.Migrations.Migrations
                         onDelete: ReferentialAction.Cascade);
                 });
 
+            migrationBuilder.CreateTable(
+                name: "run_checkpoints",
+                columns: table => new
+                {
+                    id = table.Column<Guid>(type: "uuid", nullable: false),
+                    project_id = table.Column<Guid>(type: "uuid", nullable: false),
+                    run_id = table.Column<Guid>(type: "uuid", nullable: true),
+                    program_id = table.Column<Guid>(type: "uuid", nullable: true),
+                    kind = table.Column<string>(type: "character varying(16)", maxLength: 16, nullable: false),
+                    epoch = table.Column<int>(type: "integer", nullable: false),
+                    batch = table.Column<int>(type: "integer", nullable: true),
+                    state = table.Column<string>(type: "jsonb", nullable: false),
+                    progress = table.Column<string>(type: "jsonb", nullable: false),
+                    validation = table.Column<string>(type: "jsonb", nullable: true),
+                    score = table.Column<double>(type: "double precision", nullable: true),
+                    cost_usd = table.Column<decimal>(type: "numeric(18,8)", precision: 18, scale: 8, nullable: false),
+                    created_at = table.Column<DateTimeOffset>(type: "timestamp with time zone", nullable: false)
+                },
+                constraints: table =>
+                {
+                    table.PrimaryKey("pk_run_checkpoints", x => x.id);
+                    table.ForeignKey(
+                        name: "fk_run_checkpoints_programs_program_id",
+                        column: x => x.program_id,
+                        principalTable: "programs",
+                        principalColumn: "id",
+                        onDelete: ReferentialAction.Cascade);
+                    table.ForeignKey(
+                        name: "fk_run_checkpoints_projects_project_id",
+                        column: x => x.project_id,
+                        principalTable: "projects",
+                        principalColumn: "id",
+                        onDelete: ReferentialAction.Cascade);
+                    table.ForeignKey(
+                        name: "fk_run_checkpoints_runs_run_id",
+                        column: x => x.run_id,
+                        principalTable: "runs",
+                        principalColumn: "id",
+                        onDelete: ReferentialAction.Cascade);
+                });
+
             migrationBuilder.CreateIndex(
                 name: "ix_programs_project_id_id",
                 table: "programs",
                 columns: new[] { "project_id", "id" });
+
+            migrationBuilder.CreateIndex(
+                name: "ix_run_checkpoints_program_id",
+                table: "run_checkpoints",
+                column: "program_id");
 
             migrationBuilder.CreateIndex(
                 name: "ix_run_checkpoints_project_id_id",
