@@ -72,6 +72,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/optimizers/{id}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Downloads an optimizer with its parameters, their gradient lists and its momentum state as a portable archive. */
+        get: operations["exportOptimizer"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/imports": {
         parameters: {
             query?: never;
@@ -81,7 +98,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** @description Restores an archive into the caller's project with new ids: a program (its version 1 holds the archived values) and, for a checkpoint, the checkpoint, ready for POST /v1/runs with from_checkpoint_id. */
+        /** @description Restores an archive into the caller's project with new ids: a program (its version 1 holds the archived values) and, for a checkpoint, the checkpoint, ready for POST /v1/runs with from_checkpoint_id; or an optimizer with its parameters, gradients and momentum, whose groups call ?model_id= (a model client of this project). */
         post: operations["importArchive"];
         delete?: never;
         options?: never;
@@ -1250,10 +1267,11 @@ export interface components {
         /** @description What an import created. */
         ImportResponse: {
             kind: string;
-            program_id: string;
+            program_id?: string | null;
             /** Format: int32 */
-            program_version: number;
+            program_version?: number | null;
             checkpoint_id?: string | null;
+            optimizer_id?: string | null;
             readonly object: string;
         };
         JobError: {
@@ -2170,9 +2188,69 @@ export interface operations {
             };
         };
     };
-    importArchive: {
+    exportOptimizer: {
         parameters: {
             query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/zip": string;
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    importArchive: {
+        parameters: {
+            query?: {
+                model_id?: string;
+            };
             header?: {
                 /** @description Makes a retry safe: the same key with the same request replays the stored response for 24 hours; the same key with a different request answers 422. */
                 "Idempotency-Key"?: string;

@@ -93,6 +93,56 @@ public sealed class ArchiveTests : IClassFixture<ModelWorkerApp>
         await (await source.Client.GetAsync($"/v1/programs/{program}/export?version=7")).AssertProblemAsync(404, "program_version_not_found");
     }
 
+    [Fact]
+    public async Task AnOptimizer_ExportedAndImported_KeepsGradientsAndMomentum_AndStepsThere()
+    {
+        _app.Fake.Default = r => FakeReply.Text($"{TgdPrompts.OpenTag}rewritten {_app.Fake.Requests.Count}{TgdPrompts.CloseTag}");
+        var source = await _app.CreateProjectAsync();
+        var model = await _app.RegisterModelAsync(source);
+        var parameter = (await source.Client.PostJsonAsync("/v1/variables", new { data = "Be brief.", role = "system prompt", is_parameter = true })).GetProperty("id").GetString()!;
+        foreach (var text in new[] { "Say more.", "Use examples." })
+        {
+            var gradient = await source.VariableAsync(text, "feedback to system prompt");
+            await source.Client.PostJsonAsync($"/v1/variables/{parameter}/grad", new { variable_id = gradient });
+        }
+
+        var optimizer = (await source.Client.PostJsonAsync("/v1/optimizers", new { type = "tgd", @params = new[] { parameter }, model_id = model, momentum = 2 }))
+            .GetProperty("id").GetString()!;
+        var step = await source.Client.PostJsonAsync($"/v1/optimizers/{optimizer}/step", new { });
+        Assert.Equal("succeeded", (await source.WaitForJobAsync(step.GetProperty("id").GetString()!)).GetProperty("status").GetString());
+        var bytes = await (await source.Client.GetAsync($"/v1/optimizers/{optimizer}/export")).Content.ReadAsByteArrayAsync();
+
+        var target = await _app.CreateProjectAsync();
+        var targetModel = await _app.RegisterModelAsync(target);
+        await (await ImportAsync(target, bytes)).AssertProblemAsync(400, "missing_field");
+        var otherType = Resign(Rewrite(bytes, (name, text) => name == "data.json" ? text.Replace("\"type\": \"tgd\"", "\"type\": \"sgd\"", StringComparison.Ordinal) : text));
+        await (await ImportAsync(target, otherType, targetModel)).AssertProblemAsync(400, "invalid_archive");
+        var missingSnapshot = Resign(Rewrite(bytes, (name, text) => name == "data.json"
+            ? System.Text.RegularExpressions.Regex.Replace(text, "\"snapshot_id\": \"var_[0-9a-f]+\"", "\"snapshot_id\": \"var_00000000000000000000000000000000\"") : text));
+        await (await ImportAsync(target, missingSnapshot, targetModel)).AssertProblemAsync(400, "invalid_archive");
+        Assert.Empty((await target.Client.GetJsonAsync("/v1/optimizers")).GetProperty("data").EnumerateArray());
+        Assert.Empty((await target.Client.GetJsonAsync("/v1/variables")).GetProperty("data").EnumerateArray());
+        await (await ImportAsync(target, bytes, model)).AssertProblemAsync(404, "model_not_found"); // the source project's model
+        var created = await (await ImportAsync(target, bytes, targetModel)).Content.ReadFromJsonAsync<JsonElement>();
+        var copy = await target.Client.GetJsonAsync($"/v1/optimizers/{created.GetProperty("optimizer_id").GetString()}");
+        Assert.Equal(targetModel, copy.GetProperty("defaults").GetProperty("model_id").GetString());
+        var newParameter = copy.GetProperty("param_groups")[0].GetProperty("params")[0].GetString()!;
+        Assert.NotEqual(parameter, newParameter);
+        Assert.Equal("rewritten 1", (await target.Client.GetJsonAsync($"/v1/variables/{newParameter}")).GetProperty("data").GetString());
+        Assert.Equal(["Say more.", "Use examples."], await target.GradTextsAsync(newParameter));
+        var entry = Assert.Single(Assert.Single(copy.GetProperty("state").EnumerateArray()).GetProperty("momentum_buffer").EnumerateArray());
+        Assert.Equal("Be brief.", (await target.Client.GetJsonAsync($"/v1/variables/{entry.GetProperty("snapshot_id").GetString()}")).GetProperty("data").GetString());
+        Assert.Equal(2, entry.GetProperty("gradient_ids").GetArrayLength());
+
+        // A step there sees the imported history.
+        var before = _app.Fake.Requests.Count;
+        var again = await target.Client.PostJsonAsync($"/v1/optimizers/{created.GetProperty("optimizer_id").GetString()}/step", new { });
+        Assert.Equal("succeeded", (await target.WaitForJobAsync(again.GetProperty("id").GetString()!)).GetProperty("status").GetString());
+        var prompt = FakeOpenAiServer.MessageText(_app.Fake.Requests[before], "user");
+        Assert.Contains("<VALUE>Be brief.</VALUE>", prompt, StringComparison.Ordinal);
+        Assert.Contains("<VARIABLE>rewritten 1</VARIABLE>", prompt, StringComparison.Ordinal);
+    }
+
     public static TheoryData<string, string> BadArchives => new()
     {
         { "not a zip", "invalid_archive" },
@@ -179,11 +229,11 @@ public sealed class ArchiveTests : IClassFixture<ModelWorkerApp>
         throw new InvalidOperationException("No end of central directory.");
     }
 
-    private static Task<HttpResponseMessage> ImportAsync(TestProject project, byte[] archive)
+    private static Task<HttpResponseMessage> ImportAsync(TestProject project, byte[] archive, string? modelId = null)
     {
         var content = new ByteArrayContent(archive);
         content.Headers.ContentType = new MediaTypeHeaderValue("application/zip");
-        return project.Client.PostAsync("/v1/imports", content);
+        return project.Client.PostAsync(modelId is null ? "/v1/imports" : $"/v1/imports?model_id={modelId}", content);
     }
 
     /// <summary>A copy of the archive with files changed (null drops one).</summary>

@@ -14,6 +14,7 @@ using Afnio.Data.Runs;
 using Afnio.Domain.Common;
 using Afnio.Domain.Programs;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
 
 namespace Afnio.Api.Archives;
@@ -28,10 +29,11 @@ public sealed record ArchivedProgram(string Name, string? Description, JsonEleme
 public sealed record ArchivedCheckpoint(string Kind, int Epoch, int? Batch, JsonElement State, IReadOnlyDictionary<string, double>? Validation, double? Score, decimal CostUsd);
 
 /// <summary>The content of an archive (<c>data.json</c>): the program, and a checkpoint or a version's values.</summary>
-public sealed record ArchiveData(ArchivedProgram Program, ArchivedCheckpoint? Checkpoint, int? Version, IReadOnlyDictionary<string, string>? Parameters);
+public sealed record ArchiveData(
+    ArchivedProgram? Program, ArchivedCheckpoint? Checkpoint, int? Version, IReadOnlyDictionary<string, string>? Parameters, ArchivedOptimizer? Optimizer = null);
 
 /// <summary>What an import created.</summary>
-public sealed record ImportResponse(string Kind, string ProgramId, int ProgramVersion, string? CheckpointId)
+public sealed record ImportResponse(string Kind, string? ProgramId, int? ProgramVersion, string? CheckpointId, string? OptimizerId)
 {
     [JsonPropertyOrder(-1)]
     public string Object => "import";
@@ -49,6 +51,7 @@ public static class ArchivesApi
     public const int FormatVersion = 1;
     public const string CheckpointKind = "checkpoint";
     public const string ProgramVersionKind = "program_version";
+    public const string OptimizerKind = "optimizer";
     private const string ManifestFile = "manifest.json";
     private const string DataFile = "data.json";
     private const long MaxEntryBytes = 64L << 20;
@@ -69,10 +72,14 @@ public static class ArchivesApi
         v1.MapGet("/programs/{id}/export", ExportProgram).WithTags("Archives").WithName("exportProgram")
             .Produces<Stream>(StatusCodes.Status200OK, "application/zip")
             .WithDescription("Downloads a program version (default: production) as a portable archive.");
+        v1.MapGet("/optimizers/{id}/export", ExportOptimizer).WithTags("Archives").WithName("exportOptimizer")
+            .Produces<Stream>(StatusCodes.Status200OK, "application/zip")
+            .WithDescription("Downloads an optimizer with its parameters, their gradient lists and its momentum state as a portable archive.");
         v1.MapPost("/imports", Import).WithTags("Archives").WithName("importArchive").WithMetadata(new LargeBody())
             .Accepts<IFormFile>("application/zip")
             .WithDescription("Restores an archive into the caller's project with new ids: a program (its version 1 holds the archived values) " +
-                "and, for a checkpoint, the checkpoint, ready for POST /v1/runs with from_checkpoint_id.");
+                "and, for a checkpoint, the checkpoint, ready for POST /v1/runs with from_checkpoint_id; or an optimizer with its parameters, " +
+                "gradients and momentum, whose groups call ?model_id= (a model client of this project).");
         return v1;
     }
 
@@ -98,11 +105,30 @@ public static class ArchivesApi
         return Zip(ProgramVersionKind, data, $"{id}-v{row.Version}.afnio.zip", clock);
     }
 
-    public static async Task<Created<ImportResponse>> Import(HttpRequest request, AfnioDbContext db, ProjectContext project, TimeProvider clock, CancellationToken ct)
+    public static async Task<FileContentHttpResult> ExportOptimizer(string id, AfnioDbContext db, ProjectContext project, TimeProvider clock, CancellationToken ct) =>
+        Zip(OptimizerKind, new ArchiveData(null, null, null, null, await OptimizerArchives.ExportAsync(db, project, id, ct)), $"{id}.afnio.zip", clock);
+
+    public static async Task<Created<ImportResponse>> Import(
+        HttpRequest request, [FromQuery(Name = "model_id")] string? modelId, AfnioDbContext db, ProjectContext project, TimeProvider clock, CancellationToken ct)
     {
         using var buffer = new MemoryStream();
         await request.Body.CopyToAsync(buffer, ct);
         var (manifest, data) = Read(buffer);
+        if (manifest.Kind == OptimizerKind)
+        {
+            var archived = data.Optimizer ?? throw Invalid("An optimizer archive must hold an optimizer.");
+            await using var otx = await db.Database.BeginTransactionAsync(ct);
+            var optimizerId = await OptimizerArchives.ImportAsync(db, project, archived, modelId, clock.GetUtcNow(), ct);
+            await otx.CommitAsync(ct);
+            var imported = new ImportResponse(OptimizerKind, null, null, null, PrefixedId.Format(PrefixedId.Optimizer, optimizerId));
+            return TypedResults.Created($"/v1/optimizers/{imported.OptimizerId}", imported);
+        }
+
+        if (data.Program is null)
+        {
+            throw Invalid("A program or checkpoint archive must hold its program.");
+        }
+
         // The same checks as creating the program over the API: storable text, size, then the program itself.
         Check(() => { StorableJson.Check(data.Program.Definition, "invalid_archive", "definition"); return true; }, "program");
         if (data.Program.Definition.GetRawText().Length > ProgramsApi.MaxDefinitionBytes)
@@ -136,7 +162,7 @@ public static class ArchivesApi
                 values = data.Parameters ?? throw Invalid("A program version archive must hold its parameters.");
                 break;
             default:
-                throw Invalid($"Unknown archive kind '{manifest.Kind}': expected {CheckpointKind} or {ProgramVersionKind}.");
+                throw Invalid($"Unknown archive kind '{manifest.Kind}': expected {CheckpointKind}, {ProgramVersionKind} or {OptimizerKind}.");
         }
 
         var names = definition.Parameters.Select(p => p.Name).Order(StringComparer.Ordinal).ToList();
@@ -172,7 +198,7 @@ public static class ArchivesApi
         }
 
         await tx.CommitAsync(ct);
-        var response = new ImportResponse(manifest.Kind, PrefixedId.Format(PrefixedId.Program, program.Id), 1, PrefixedId.Format(PrefixedId.Checkpoint, row?.Id));
+        var response = new ImportResponse(manifest.Kind, PrefixedId.Format(PrefixedId.Program, program.Id), 1, PrefixedId.Format(PrefixedId.Checkpoint, row?.Id), null);
         return TypedResults.Created($"/v1/programs/{response.ProgramId}", response);
     }
 
