@@ -45,6 +45,7 @@ public sealed partial class OptimizerCrashTests
         processes.KillWorker();
         var committedAtKill = await db.JobSteps.CountAsync(s => s.JobId == jobGuid);
         var journaledAtKill = await db.ModelCalls.CountAsync(c => c.JobId == jobGuid);
+        await fake.SettledRequestCountAsync();
         var calledAtKill = OptimizerCalls(fake) - beforeCrash;
         Assert.InRange(committedAtKill, Width / 3, Width - 1);
 

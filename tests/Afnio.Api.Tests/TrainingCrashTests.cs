@@ -44,7 +44,7 @@ public sealed class TrainingCrashTests
                 && await db.ModelCalls.CountAsync(c => c.JobId == job && c.StepKey.StartsWith("fit/e1/b1/")) >= 8,
             TimeSpan.FromSeconds(90), () => $"the run did not reach its second batch:\n{processes.Worker.Output}");
         processes.KillWorker();
-        var sentAtKill = fake.Requests.Count - referenceCalls;
+        var sentAtKill = await fake.SettledRequestCountAsync() - referenceCalls;
         var journaledAtKill = await db.ModelCalls.CountAsync(c => c.JobId == job);
         Assert.False(await db.JobSteps.AnyAsync(s => s.JobId == job && s.StepKey == "e1/end"), "the kill landed before the epoch's end");
 

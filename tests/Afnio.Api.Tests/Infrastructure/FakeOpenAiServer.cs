@@ -68,6 +68,25 @@ public sealed class FakeOpenAiServer : IAsyncDisposable
         Default = _ => FakeReply.Text("ok");
     }
 
+    /// <summary>
+    /// The number of requests received once no more arrive for a moment: after a client is killed,
+    /// requests it had already sent may still be read off their sockets.
+    /// </summary>
+    public async Task<int> SettledRequestCountAsync()
+    {
+        var count = _requests.Count;
+        while (true)
+        {
+            await Task.Delay(300);
+            if (_requests.Count == count && Volatile.Read(ref _inFlight) == 0)
+            {
+                return count;
+            }
+
+            count = _requests.Count;
+        }
+    }
+
     /// <summary>The text of the request's message with <paramref name="role"/> (the last one, if several).</summary>
     public static string MessageText(JsonElement request, string role) =>
         request.GetProperty("messages").EnumerateArray().Last(m => m.GetProperty("role").GetString() == role).GetProperty("content").GetString()!;
