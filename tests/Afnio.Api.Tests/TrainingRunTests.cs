@@ -98,7 +98,6 @@ public sealed class TrainingRunTests : IClassFixture<ModelWorkerApp>
         var batches = events.Where(e => e.GetProperty("type").GetString() == "run.batch_completed").Select(e => e.GetProperty("data")).ToList();
         Assert.Equal([(1, 0), (1, 1), (2, 0), (2, 1)], batches.Select(b => (b.GetProperty("epoch").GetInt32(), b.GetProperty("batch").GetInt32())));
         Assert.All(batches, b => Assert.Equal(36, b.GetProperty("calls").GetInt32()));
-        Assert.Equal(0.0, batches[^1].GetProperty("eta_seconds").GetDouble() * 0);
         Assert.All(batches, b => Assert.True(b.GetProperty("eta_seconds").GetDouble() >= 0));
         Assert.Equal(2, events.Count(e => e.GetProperty("type").GetString() == "run.epoch_completed"));
         Assert.Single(events, e => e.GetProperty("type").GetString() == "program.promoted");
@@ -144,6 +143,63 @@ public sealed class TrainingRunTests : IClassFixture<ModelWorkerApp>
         Assert.Equal(checkpoints[0].GetProperty("id").GetString(), summary.GetProperty("best_checkpoint_id").GetString());
         Assert.Equal("stopped_budget", (await project.Client.GetJsonAsync($"/v1/runs/{training.GetProperty("run_id").GetString()}")).GetProperty("status").GetString());
         Assert.False(summary.GetProperty("promotion").GetProperty("promoted").GetBoolean());
+        Assert.Equal(1, (await project.Client.GetJsonAsync($"/v1/programs/{program}")).GetProperty("version").GetInt32());
+    }
+
+    [Fact]
+    public async Task AWeightedSampler_ValidateEvery_AndALaterTestPass_FollowTheRunsSettings()
+    {
+        var project = await _app.CreateProjectAsync();
+        var (dataset, program, model) = await FacilityTraining.SetUpAsync(project, p => _app.RegisterModelAsync(p, new { model = "gpt-4.1-nano" }));
+        var body = FacilityTraining.RunBody(program, dataset, model, epochs: 3);
+        body["sampler"] = new { type = "weighted", label_field = "answer", label_json_field = "sentiment" };
+        body["seed"] = 5;
+        body["validate_every"] = 2;
+        body["promote"] = false;
+        body["test"] = false;
+        var run = await project.Client.PostJsonAsync("/v1/runs", body);
+        var runId = run.GetProperty("id").GetString()!;
+        Assert.Equal("succeeded", (await project.WaitForJobAsync(run.GetProperty("job_id").GetString()!, 120)).GetProperty("status").GetString());
+
+        // Epoch 1 draws its batches with class-balancing weights (Python's random.choices, seed 5 + epoch 0).
+        var (train, validation, test) = await SplitAsync(project, dataset);
+        var weights = Domain.Datasets.Sampler.ClassBalancingWeights([.. train.Select(FacilityTraining.Gold)]);
+        var order = new Domain.Datasets.WeightedRandomSampler(weights, train.Length, 5).Order(0);
+        var batch0 = Score(order.Take(33).Select(i => train[i]), FacilityTraining.InitialPrompt);
+        var batch1 = Score(order.Skip(33).Select(i => train[i]), $"{FacilityTraining.InitialPrompt} {FacilityTraining.Hint}");
+        var metrics = await MetricsAsync(project, runId);
+        Assert.Equal((batch0 + batch1) / 2.0, metrics[("train_loss", 1)], 9);
+        Assert.NotEqual(Score(train[..33], FacilityTraining.InitialPrompt) + Score(train[33..], $"{FacilityTraining.InitialPrompt} {FacilityTraining.Hint}"), batch0 + batch1);
+
+        // Validation every 2 epochs, and after the last; no test pass until one is asked for.
+        Assert.Equal([2L, 3L], metrics.Keys.Where(k => k.Name == "val_accuracy").Select(k => k.Step).Order());
+        Assert.DoesNotContain(metrics.Keys, k => k.Name.StartsWith("test_", StringComparison.Ordinal));
+        var job = await project.Client.PostJsonAsync($"/v1/runs/{runId}/test", new { });
+        var tested = await project.WaitForJobAsync(job.GetProperty("id").GetString()!, 120);
+        Assert.Equal("succeeded", tested.GetProperty("status").GetString());
+        var expected = Evaluate(test, $"{FacilityTraining.InitialPrompt} {FacilityTraining.Hint}").Accuracy;
+        Assert.Equal(expected, tested.GetProperty("result").GetProperty("metrics").GetProperty("test_accuracy").GetDouble(), 9);
+        Assert.Equal(expected, (await MetricsAsync(project, runId))[("test_accuracy", 3)], 9);
+        Assert.Equal(Evaluate(validation, FacilityTraining.Hint).Accuracy, metrics[("val_accuracy", 2)], 9);
+    }
+
+    [Fact]
+    public async Task CancellingARunningRun_StopsIt_AndKeepsTheCheckpointsItCommitted()
+    {
+        _app.Fake.Default = r => FacilityTraining.Reply(r) with { Delay = TimeSpan.FromMilliseconds(150) };
+        var project = await _app.CreateProjectAsync();
+        var (dataset, program, model) = await FacilityTraining.SetUpAsync(project, p => _app.RegisterModelAsync(p, new { model = "gpt-4.1-nano" }, maxConcurrency: 4));
+        var run = await project.Client.PostJsonAsync("/v1/runs", FacilityTraining.RunBody(program, dataset, model, epochs: 5, batchSize: 11));
+        var runId = run.GetProperty("id").GetString()!;
+        await Eventually.UntilAsync(async () => (await project.Client.GetJsonAsync($"/v1/runs/{runId}/checkpoints")).GetProperty("data").GetArrayLength() >= 2,
+            TimeSpan.FromSeconds(60), () => "the run did not commit a batch");
+        var cancelling = await project.Client.PostJsonAsync($"/v1/runs/{runId}/cancel", new { });
+        Assert.Contains(cancelling.GetProperty("status").GetString(), new[] { "cancelling", "cancelled" });
+        var job = await project.WaitForJobAsync(run.GetProperty("job_id").GetString()!, 60);
+        Assert.Equal("cancelled", job.GetProperty("status").GetString());
+        Assert.Equal("cancelled", (await project.Client.GetJsonAsync($"/v1/runs/{runId}")).GetProperty("status").GetString());
+        var kept = (await project.Client.GetJsonAsync($"/v1/runs/{runId}/checkpoints?limit=100")).GetProperty("data").GetArrayLength();
+        Assert.InRange(kept, 2, 5 * 7);
         Assert.Equal(1, (await project.Client.GetJsonAsync($"/v1/programs/{program}")).GetProperty("version").GetInt32());
     }
 

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Afnio.Api.Auth;
 using Afnio.Api.Infrastructure;
+using Afnio.Api.Runs;
 using Afnio.Data;
 using Afnio.Data.Programs;
 using Afnio.Domain.Common;
@@ -71,8 +72,8 @@ public static class ProgramsApi
     public static async Task<Created<ProgramResponse>> CreateProgram(
         CreateProgramRequest request, AfnioDbContext db, ProjectContext project, TimeProvider clock, CancellationToken ct)
     {
-        var name = Text(request.Name ?? throw ApiException.BadRequest("missing_field", "'name' is required.", "name"), 200, "name");
-        var description = request.Description is null ? null : Text(request.Description, 2000, "description");
+        var name = RunsApi.Text(request.Name ?? throw ApiException.BadRequest("missing_field", "'name' is required.", "name"), 200, "name");
+        var description = request.Description is null ? null : RunsApi.Text(request.Description, 2000, "description");
         var json = request.Definition ?? throw ApiException.BadRequest("missing_field", "'definition' is required: the program.", "definition");
         if (json.GetRawText().Length > MaxDefinitionBytes)
         {
@@ -83,7 +84,7 @@ public static class ProgramsApi
         var definition = ProgramParser.Parse(json);
         var now = clock.GetUtcNow();
         var program = await CreateAsync(db, project.ProjectId, name, description, definition, ProgramVersion.Created, now, ct);
-        var response = ToResponse(program, definition.InitialValues(), definition);
+        var response = ToResponse(program, definition.InitialValues());
         return TypedResults.Created($"/v1/programs/{response.Id}", response);
     }
 
@@ -124,14 +125,14 @@ public static class ProgramsApi
         var versions = await db.ProgramVersions.AsNoTracking().Where(v => ids.Contains(v.ProgramId))
             .Join(db.Programs, v => new { v.ProgramId, v.Version }, p => new { ProgramId = p.Id, Version = p.CurrentVersion }, (v, _) => v)
             .ToDictionaryAsync(v => v.ProgramId, v => v.Parameters, ct);
-        return TypedResults.Ok(Paging.ToList([.. rows.Select(r => ToResponse(r, Values(versions[r.Id]), Definition(r)))], limit, r => r.Id));
+        return TypedResults.Ok(Paging.ToList([.. rows.Select(r => ToResponse(r, Values(versions[r.Id])))], limit, r => r.Id));
     }
 
     public static async Task<Ok<ProgramResponse>> GetProgram(string id, AfnioDbContext db, ProjectContext project, CancellationToken ct)
     {
         var program = await FindAsync(db, project, id, ct);
         var version = await db.ProgramVersions.AsNoTracking().SingleAsync(v => v.ProgramId == program.Id && v.Version == program.CurrentVersion, ct);
-        return TypedResults.Ok(ToResponse(program, Values(version.Parameters), Definition(program)));
+        return TypedResults.Ok(ToResponse(program, Values(version.Parameters)));
     }
 
     public static async Task<Ok<ListResponse<ProgramVersionResponse>>> ListVersions(string id, AfnioDbContext db, ProjectContext project, CancellationToken ct)
@@ -175,15 +176,15 @@ public static class ProgramsApi
     public static IReadOnlyDictionary<string, string> Values(string json) =>
         JsonSerializer.Deserialize<Dictionary<string, string>>(json) ?? [];
 
-    private static string Text(string value, int max, string param) =>
-        value.Length is 0 || value.Length > max || value.Contains('\0', StringComparison.Ordinal)
-            ? throw ApiException.BadRequest("invalid_" + param, $"'{param}' must be 1 to {max} characters.", param)
-            : value;
-
-    private static ProgramResponse ToResponse(AgentProgram p, IReadOnlyDictionary<string, string> values, ProgramDefinition definition) => new(
-        PrefixedId.Format(PrefixedId.Program, p.Id), p.Name, p.Description, p.CurrentVersion,
-        definition.Parameters.ToDictionary(d => d.Name, d => new ProgramParameterResponse(values.GetValueOrDefault(d.Name, d.Value.Scalar.AsStr), d.Role)),
-        JsonDocument.Parse(p.Definition).RootElement.Clone(), UnixTime.Of(p.CreatedAt), UnixTime.Of(p.UpdatedAt));
+    // The stored definition was validated when it was stored: read the parameters' roles from it directly.
+    private static ProgramResponse ToResponse(AgentProgram p, IReadOnlyDictionary<string, string> values)
+    {
+        var definition = JsonDocument.Parse(p.Definition).RootElement.Clone();
+        var parameters = definition.GetProperty("parameters").EnumerateObject().ToDictionary(d => d.Name,
+            d => new ProgramParameterResponse(values.GetValueOrDefault(d.Name) ?? d.Value.GetProperty("value").GetString()!, d.Value.GetProperty("role").GetString()!));
+        return new(PrefixedId.Format(PrefixedId.Program, p.Id), p.Name, p.Description, p.CurrentVersion, parameters, definition,
+            UnixTime.Of(p.CreatedAt), UnixTime.Of(p.UpdatedAt));
+    }
 
     private static ProgramVersionResponse ToVersionResponse(AgentProgram p, ProgramVersion v) => new(
         PrefixedId.Format(PrefixedId.Program, p.Id), v.Version, v.Version == p.CurrentVersion, Values(v.Parameters), v.Source,

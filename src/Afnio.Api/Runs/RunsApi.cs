@@ -290,7 +290,8 @@ public static class RunsApi
         ? status
         : throw ApiException.BadRequest("invalid_status", $"status must be one of: {string.Join(", ", Run.Statuses)}.", "status");
 
-    private static string Text(string value, int max, string param) =>
+    /// <summary>A name or description: 1 to <paramref name="max"/> characters, no NUL.</summary>
+    public static string Text(string value, int max, string param) =>
         value.Length is 0 || value.Length > max || value.Contains('\0', StringComparison.Ordinal)
             ? throw ApiException.BadRequest("invalid_" + param, $"'{param}' must be 1 to {max} characters.", param)
             : value;

@@ -172,7 +172,7 @@ public sealed partial class TrainingJobs(
 
                         var train = sums.ToDictionary(s => s.Key, s => s.Value / Math.Max(1, count));
                         var rows = Metrics(run, "train_", train, unit.Epoch).Concat(validation is null ? [] : Metrics(run, "val_", validation, unit.Epoch))
-                            .Append(Metric(run, "total_cost($)", (double)budget.Spent, unit.Epoch)).ToList();
+                            .Append(Metric(run, "total_cost($)", (double)budget.Spent, unit.Epoch, clock.GetUtcNow())).ToList();
                         await CommitAsync(delivery, unit.Key, run.Checkpoint(RunCheckpoint.EpochKind, unit.Epoch, null, state,
                                 Progress(run, unit.Epoch, null, train, count, budget, 0, dearestBatch, dearestValidation), validation, clock.GetUtcNow()), rows,
                             (EpochCompletedEvent, new
@@ -411,17 +411,20 @@ public sealed partial class TrainingJobs(
             new SamplerPosition(run.Config.Sampler.Type, run.Config.Seed, Math.Max(0, epoch - 1),
                 batch is { } b ? Math.Min(run.SamplesPerEpoch, (b + 1) * run.Config.BatchSize) : run.SamplesPerEpoch));
 
-    private static IEnumerable<RunMetric> Metrics(TrainingRun run, string prefix, IReadOnlyDictionary<string, double> values, int step) =>
-        values.OrderBy(v => v.Key == "loss" ? 0 : 1).ThenBy(v => v.Key, StringComparer.Ordinal).Select(v => Metric(run, prefix + v.Key, v.Value, step));
+    private IEnumerable<RunMetric> Metrics(TrainingRun run, string prefix, IReadOnlyDictionary<string, double> values, int step)
+    {
+        var now = clock.GetUtcNow();
+        return values.OrderBy(v => v.Key == "loss" ? 0 : 1).ThenBy(v => v.Key, StringComparer.Ordinal).Select(v => Metric(run, prefix + v.Key, v.Value, step, now));
+    }
 
-    private static RunMetric Metric(TrainingRun run, string name, double value, int step) => new()
+    private static RunMetric Metric(TrainingRun run, string name, double value, int step, DateTimeOffset now) => new()
     {
         Id = PrefixedId.NewGuid(),
         RunId = run.Run.Id,
         Name = name,
         Step = step,
         Value = value,
-        CreatedAt = DateTimeOffset.UtcNow,
+        CreatedAt = now,
     };
 
     private static List<Unit> Plan(TrainingRun run)
