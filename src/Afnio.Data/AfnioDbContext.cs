@@ -36,6 +36,12 @@ public sealed class AfnioDbContext(DbContextOptions<AfnioDbContext> options) : D
     public DbSet<RunCheckpoint> RunCheckpoints => Set<RunCheckpoint>();
     public DbSet<AgentProgram> Programs => Set<AgentProgram>();
     public DbSet<ProgramVersion> ProgramVersions => Set<ProgramVersion>();
+    public DbSet<Schedules.Schedule> Schedules => Set<Schedules.Schedule>();
+    public DbSet<Schedules.ScheduleFiring> ScheduleFirings => Set<Schedules.ScheduleFiring>();
+    public DbSet<Events.OutboxEvent> Events => Set<Events.OutboxEvent>();
+    public DbSet<Webhooks.WebhookEndpoint> WebhookEndpoints => Set<Webhooks.WebhookEndpoint>();
+    public DbSet<Webhooks.WebhookDelivery> WebhookDeliveries => Set<Webhooks.WebhookDelivery>();
+    public DbSet<Webhooks.WebhookAttempt> WebhookAttempts => Set<Webhooks.WebhookAttempt>();
 
     /// <summary>The Data Protection key ring, shared by the API and the Worker (both decrypt provider keys).</summary>
     public DbSet<DataProtectionKey> DataProtectionKeys => Set<DataProtectionKey>();

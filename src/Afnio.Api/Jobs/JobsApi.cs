@@ -159,6 +159,12 @@ public static class JobsApi
         }
 
         await db.AppendEventAsync(job.Id, eventType, new { requested_by = "api" }, now, ct);
+        if (to == JobStatus.Cancelled)
+        {
+            // A training run whose job never started ends here, with its job.
+            await Afnio.Data.Runs.RunEnd.MarkEndedAsync(db, job.Id, now, ct);
+        }
+
         await tx.CommitAsync(ct);
         return true;
     }

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Afnio.Data.Events;
 using Afnio.Domain.Common;
 using Microsoft.EntityFrameworkCore;
 
@@ -20,6 +21,20 @@ public static class JobEventLog
             INSERT INTO job_events (id, job_id, seq, type, data, created_at)
             SELECT {PrefixedId.NewGuid()}, {jobId}, j.event_count, {type}, {json}::jsonb, {now} FROM j
             """, ct);
+        if (JobEventTypes.IsTerminal(type))
+        {
+            await PublishEndAsync(db, jobId, type, now, ct);
+        }
+    }
+
+    // A project job's end is also a project event (job.succeeded, job.failed, job.cancelled), in the same transaction.
+    private static async Task PublishEndAsync(AfnioDbContext db, Guid jobId, string type, DateTimeOffset now, CancellationToken ct)
+    {
+        var job = await db.Jobs.AsNoTracking().Where(j => j.Id == jobId).Select(j => new { j.ProjectId, j.Type, j.ErrorCode }).SingleOrDefaultAsync(ct);
+        if (job?.ProjectId is { } projectId)
+        {
+            await db.PublishAsync(projectId, type, new { id = PrefixedId.Format(PrefixedId.Job, jobId), job_type = job.Type, error_code = job.ErrorCode }, now, ct);
+        }
     }
 
     /// <summary>Appends several events in order with one statement, numbered after the job's last.</summary>

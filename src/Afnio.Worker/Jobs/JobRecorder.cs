@@ -95,6 +95,8 @@ public sealed class JobRecorder(AfnioDbContext db, TimeProvider clock, IOptions<
     {
         var json = JsonSerializer.Serialize(result, JobEventLog.Json);
         var now = clock.GetUtcNow();
+        // The job's end and its events (the job's own and the project's) commit together.
+        await using var own = db.Database.CurrentTransaction is null ? await db.Database.BeginTransactionAsync(ct) : null;
         var done = await Finish(jobId, owner).ExecuteUpdateAsync(s => s
             .SetProperty(j => j.Status, JobStatus.Succeeded)
             .SetProperty(j => j.Result, json)
@@ -105,6 +107,11 @@ public sealed class JobRecorder(AfnioDbContext db, TimeProvider clock, IOptions<
         if (done == 1)
         {
             await db.AppendEventAsync(jobId, JobEventTypes.Succeeded, JsonDocument.Parse(json).RootElement, now, ct);
+        }
+
+        if (own is not null)
+        {
+            await own.CommitAsync(ct);
         }
 
         return done == 1;

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Afnio.Data;
+using Afnio.Data.Events;
 using Afnio.Data.Jobs;
 using Afnio.Data.LanguageModels;
 using Afnio.Data.Programs;
@@ -264,15 +265,16 @@ public sealed partial class TrainingJobs(
         var json = JsonSerializer.Serialize(summary, JobEventLog.Json);
         await db.Runs.Where(r => r.Id == run.Run.Id).ExecuteUpdateAsync(s => s
             .SetProperty(r => r.Status, status).SetProperty(r => r.Summary, json).SetProperty(r => r.UpdatedAt, now), ct);
+        var runId = PrefixedId.Format(PrefixedId.Run, run.Run.Id);
+        var programId = PrefixedId.Format(PrefixedId.Program, run.Config.ProgramId);
         if (promotion is { Promoted: true })
         {
-            await db.AppendEventAsync(jobId, PromotedEvent, new
-            {
-                program_id = PrefixedId.Format(PrefixedId.Program, run.Config.ProgramId),
-                version = promotion.ProgramVersion,
-                run_id = PrefixedId.Format(PrefixedId.Run, run.Run.Id),
-            }, now, ct);
+            await db.AppendEventAsync(jobId, PromotedEvent, new { program_id = programId, version = promotion.ProgramVersion, run_id = runId }, now, ct);
+            await db.PublishAsync(run.Run.ProjectId, EventTypes.ProgramPromoted, new { id = programId, version = promotion.ProgramVersion, run_id = runId }, now, ct);
         }
+
+        await db.PublishAsync(run.Run.ProjectId, stopReason is null ? EventTypes.RunSucceeded : EventTypes.RunStoppedBudget,
+            new { id = runId, program_id = programId, job_id = PrefixedId.Format(PrefixedId.Job, jobId) }, now, ct);
 
         var recorder = new JobRecorder(db, clock, options);
         if (await recorder.SucceedAsync(jobId, delivery.Owner, summary, ct))
@@ -400,6 +402,16 @@ public sealed partial class TrainingJobs(
             await db.AppendEventAsync(delivery.Job.Id, e.Type, e.Data, now, ct);
         }
 
+        if (checkpoint is { Kind: RunCheckpoint.EpochKind, RunId: { } runId })
+        {
+            await db.PublishAsync(checkpoint.ProjectId, EventTypes.RunEpochCompleted, new
+            {
+                id = PrefixedId.Format(PrefixedId.Run, runId),
+                epoch = checkpoint.Epoch,
+                checkpoint_id = PrefixedId.Format(PrefixedId.Checkpoint, checkpoint.Id),
+            }, now, ct);
+        }
+
         await tx.CommitAsync(ct);
         delivery.Monitor.StepCompleted();
     }
@@ -486,11 +498,12 @@ public sealed partial class TrainingJobs(
     }
 
     // A run whose job ends without succeeding ends with it: cancelled when a cancel was asked, failed otherwise.
-    private static Task<int> MarkRunEndedAsync(AfnioDbContext db, Guid jobId) => db.Database.ExecuteSqlAsync($"""
-        UPDATE runs SET status = CASE WHEN (SELECT status FROM jobs WHERE id = {jobId}) = 'cancelling' THEN 'cancelled' ELSE 'failed' END,
-            updated_at = now()
-        WHERE job_id = {jobId} AND status = 'running'
-        """);
+    private async Task MarkRunEndedAsync(AfnioDbContext db, Guid jobId)
+    {
+        await using var tx = await db.Database.BeginTransactionAsync(CancellationToken.None);
+        await RunEnd.MarkEndedAsync(db, jobId, clock.GetUtcNow(), CancellationToken.None);
+        await tx.CommitAsync(CancellationToken.None);
+    }
 
     internal static T Read<T>(string json) => JsonSerializer.Deserialize<T>(json, JobEventLog.Json)
         ?? throw new InvalidOperationException($"Empty {typeof(T).Name}.");
