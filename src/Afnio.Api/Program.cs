@@ -11,6 +11,7 @@ using Afnio.Api.Programs;
 using Afnio.Api.Projects;
 using Afnio.Api.Runs;
 using Afnio.Api.Variables;
+using Afnio.Api.Webhooks;
 using Afnio.Data;
 using Afnio.Worker;
 
@@ -19,6 +20,7 @@ var options = builder.Configuration.GetSection(AfnioOptions.Section).Get<AfnioOp
 builder.Services.Configure<AfnioOptions>(builder.Configuration.GetSection(AfnioOptions.Section));
 builder.Services.AddSingleton(TimeProvider.System);
 builder.Services.AddAfnioData(builder.Configuration);
+builder.Services.Configure<Afnio.Data.Webhooks.WebhookOptions>(builder.Configuration.GetSection(Afnio.Data.Webhooks.WebhookOptions.Section));
 // Operations call models in the caller's project: one registry per request.
 builder.Services.AddScoped(sp => Afnio.Domain.Autodiff.OperationRegistry.Standard(
     sp.GetRequiredService<Afnio.Data.LanguageModels.ModelGateway>().ForProject(sp.GetRequiredService<Afnio.Api.Auth.ProjectContext>().ProjectId)));
@@ -69,6 +71,7 @@ v1.MapPrograms();
 v1.MapRuns();
 v1.MapTrainingRuns();
 v1.MapArchives();
+v1.MapWebhooks();
 
 app.Run();
 

@@ -63,6 +63,7 @@ public static class AfnioDataSetup
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton(provider => provider.GetRequiredService<IOptions<LanguageModels.ModelOptions>>().Value.BuildPriceTable());
         services.AddSingleton<LanguageModels.ModelKeyProtector>();
+        services.AddSingleton<Webhooks.WebhookSecrets>();
         services.AddSingleton<LanguageModels.ModelLimits>();
         services.AddSingleton<LanguageModels.ModelCallJournal>();
         services.AddSingleton<LanguageModels.OpenAiTransport>();

@@ -37,6 +37,35 @@ public static class NetworkAddresses
             || (v6[0] & 0xFE) == 0xFC // unique local fc00::/7
             || address.IsIPv6Teredo);
     }
+
+    /// <summary>
+    /// A <see cref="System.Net.Http.SocketsHttpHandler.ConnectCallback"/> that resolves the host and refuses
+    /// to connect when any of its addresses is not public (unless <paramref name="allowPrivate"/>), then
+    /// connects to exactly the addresses it checked: a name that resolves differently later (DNS
+    /// rebinding) gains nothing.
+    /// </summary>
+    public static Func<System.Net.Http.SocketsHttpConnectionContext, CancellationToken, ValueTask<Stream>> GuardedConnect(
+        bool allowPrivate, Func<string, string> refusal) => async (context, ct) =>
+    {
+        var host = context.DnsEndPoint.Host;
+        var addresses = IPAddress.TryParse(host, out var literal) ? [literal] : await Dns.GetHostAddressesAsync(host, ct);
+        if (!allowPrivate && addresses.Any(a => !IsPublic(a)))
+        {
+            throw new BlockedAddressException(refusal(host));
+        }
+
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            await socket.ConnectAsync(addresses, context.DnsEndPoint.Port, ct);
+            return new NetworkStream(socket, ownsSocket: true);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    };
 }
 
 /// <summary>A connection refused because its address is not public and private addresses are not allowed.</summary>

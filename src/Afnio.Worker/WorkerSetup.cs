@@ -6,6 +6,8 @@ using Afnio.Worker.Housekeeping;
 using Afnio.Worker.Jobs;
 using Afnio.Worker.Optimizers;
 using Afnio.Worker.Training;
+using Afnio.Worker.Webhooks;
+using Afnio.Data.Webhooks;
 using Hangfire;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -39,6 +41,19 @@ public static class WorkerSetup
             o.WorkerCount = configuration.GetValue<int?>($"{JobOptions.Section}:WorkerCount") ?? Math.Clamp(Environment.ProcessorCount * 2, 4, 20);
             // Give an in-flight step time to finish on shutdown; an interrupted one is requeued.
             o.StopTimeout = TimeSpan.FromSeconds(5);
+            o.ShutdownTimeout = TimeSpan.FromSeconds(15);
+        });
+        services.Configure<WebhookOptions>(configuration.GetSection(WebhookOptions.Section));
+        services.AddSingleton<WebhookSender>();
+        services.AddScoped<IWebhookJobs, WebhookJobs>();
+        services.AddHostedService<WebhookDispatcher>();
+        // Webhooks have their own server and queue: slow receivers never hold up model work.
+        services.AddHangfireServer(o =>
+        {
+            o.ServerName = $"afnio-webhooks-{JobRecorder.ProcessName}";
+            o.Queues = [IWebhookJobs.Queue];
+            o.WorkerCount = Math.Max(1, configuration.GetValue<int?>($"{WebhookOptions.Section}:WorkerCount") ?? 8);
+            o.StopTimeout = TimeSpan.FromSeconds(2);
             o.ShutdownTimeout = TimeSpan.FromSeconds(15);
         });
         services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));

@@ -84,29 +84,9 @@ public sealed class OpenAiTransport(IOptions<ModelOptions> options)
         {
             AllowAutoRedirect = false,
             PooledConnectionLifetime = TimeSpan.FromMinutes(5),
-            ConnectCallback = async (context, ct) =>
-            {
-                // Every connection checks the addresses it is about to use (no DNS-rebinding way around it).
-                var addresses = await System.Net.Dns.GetHostAddressesAsync(context.DnsEndPoint.Host, ct);
-                if (!allowPrivate && addresses.Any(a => !Afnio.Data.NetworkAddresses.IsPublic(a)))
-                {
-                    throw new BlockedAddressException(
-                        $"The model's base_url host '{context.DnsEndPoint.Host}' is not a public address, and private addresses are not allowed " +
-                        "(set Afnio__Models__AllowPrivateAddresses=true to reach a model server on your own network).");
-                }
-
-                var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp) { NoDelay = true };
-                try
-                {
-                    await socket.ConnectAsync(addresses, context.DnsEndPoint.Port, ct);
-                    return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
-                }
-                catch
-                {
-                    socket.Dispose();
-                    throw;
-                }
-            },
+            ConnectCallback = NetworkAddresses.GuardedConnect(allowPrivate, host =>
+                $"The model's base_url host '{host}' is not a public address, and private addresses are not allowed " +
+                "(set Afnio__Models__AllowPrivateAddresses=true to reach a model server on your own network)."),
         };
         var clientOptions = new OpenAIClientOptions
         {

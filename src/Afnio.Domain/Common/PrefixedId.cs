@@ -50,6 +50,21 @@ public static class PrefixedId
     /// <summary>Prefix of checkpoint ids.</summary>
     public const string Checkpoint = "ckpt";
 
+    /// <summary>Prefix of schedule ids.</summary>
+    public const string Schedule = "sched";
+
+    /// <summary>Prefix of schedule firing ids.</summary>
+    public const string ScheduleFiring = "fire";
+
+    /// <summary>Prefix of webhook endpoint ids.</summary>
+    public const string WebhookEndpoint = "we";
+
+    /// <summary>Prefix of webhook delivery ids.</summary>
+    public const string WebhookDelivery = "whd";
+
+    /// <summary>Prefix of webhook attempt ids.</summary>
+    public const string WebhookAttempt = "wha";
+
     /// <summary>A new time-ordered UUID.</summary>
     public static Guid NewGuid() => Guid.CreateVersion7();
 
