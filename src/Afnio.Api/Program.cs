@@ -10,6 +10,7 @@ using Afnio.Api.Optimizers;
 using Afnio.Api.Programs;
 using Afnio.Api.Projects;
 using Afnio.Api.Runs;
+using Afnio.Api.Schedules;
 using Afnio.Api.Variables;
 using Afnio.Api.Webhooks;
 using Afnio.Data;
@@ -34,6 +35,8 @@ if (options.Worker.InProcess)
 {
     builder.Services.AddAfnioWorker(builder.Configuration);
 }
+
+builder.Services.AddAfnioSchedules(options.Schedules);
 
 var app = builder.Build();
 if (string.IsNullOrEmpty(options.AdminKey))
@@ -72,6 +75,7 @@ v1.MapRuns();
 v1.MapTrainingRuns();
 v1.MapArchives();
 v1.MapWebhooks();
+v1.MapSchedules();
 
 app.Run();
 

@@ -23,6 +23,8 @@ public sealed class AfnioOptions
 
     public WorkerOptions Worker { get; set; } = new();
 
+    public ScheduleOptions Schedules { get; set; } = new();
+
     public sealed class RateLimitOptions
     {
         /// <summary>Burst size per API key.</summary>
@@ -45,5 +47,17 @@ public sealed class AfnioOptions
     {
         /// <summary>True: the API process also runs the Hangfire server (one-machine mode).</summary>
         public bool InProcess { get; set; }
+    }
+
+    public sealed class ScheduleOptions
+    {
+        /// <summary>
+        /// True (default): this API process serves the <c>schedules</c> Hangfire queue, where firings
+        /// run. At least one API process must, or planned firings wait in the queue.
+        /// </summary>
+        public bool RunFirings { get; set; } = true;
+
+        /// <summary>How often this process looks for due recurring jobs and scheduled retries (Hangfire's default 15 s).</summary>
+        public double PollIntervalSeconds { get; set; } = 15;
     }
 }

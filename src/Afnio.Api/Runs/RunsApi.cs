@@ -134,9 +134,25 @@ public static class RunsApi
     public static async Task<Results<Created<RunResponse>, Accepted<RunResponse>>> CreateRun(
         CreateRunRequest request, AfnioDbContext db, ProjectContext project, IBackgroundJobClient hangfire, TimeProvider clock, CancellationToken ct)
     {
-        if (request.ProgramId is not null && request.Status is not null)
+        if (request.ProgramId is not null)
         {
-            throw ApiException.BadRequest("invalid_status", "A server-driven run's status follows its job; do not set it.", "status");
+            for (var attempt = 0; ; attempt++)
+            {
+                try
+                {
+                    await using var tx = await db.Database.BeginTransactionAsync(ct);
+                    var (started, job) = await AddServerRunAsync(request, db, project, clock.GetUtcNow(), ct);
+                    await tx.CommitAsync(ct);
+                    await JobScheduling.EnqueueAsync(db, hangfire, job, ct);
+                    var accepted = ToResponse(started, job);
+                    return TypedResults.Accepted($"/v1/runs/{accepted.Id}", accepted);
+                }
+                catch (DbUpdateException e) when (e.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation } && attempt < 5)
+                {
+                    // Another run took the name meanwhile: pick the next one.
+                    db.ChangeTracker.Clear();
+                }
+            }
         }
 
         var status = Status(request.Status) ?? Run.Running;
@@ -146,19 +162,6 @@ public static class RunsApi
         {
             var name = wanted is null ? GeneratedName() : await FreeNameAsync(db, project.ProjectId, wanted, ct);
             var now = clock.GetUtcNow();
-            if (request.ProgramId is not null)
-            {
-                try
-                {
-                    return await TrainingRunsApi.StartAsync(request, name, description, db, project, hangfire, now, ct);
-                }
-                catch (DbUpdateException e) when (e.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation } && attempt < 5)
-                {
-                    db.ChangeTracker.Clear();
-                    continue;
-                }
-            }
-
             var run = new Run { Id = PrefixedId.NewGuid(), ProjectId = project.ProjectId, Name = name, Description = description, Status = status, CreatedAt = now, UpdatedAt = now };
             db.Runs.Add(run);
             try
@@ -173,6 +176,24 @@ public static class RunsApi
                 db.Entry(run).State = EntityState.Detached;
             }
         }
+    }
+
+    /// <summary>
+    /// The one way a server-driven run is made, by <c>POST /v1/runs</c> and by schedule firings: checks
+    /// the request, picks the name and stores the run and its queued job in the caller's transaction.
+    /// Enqueue the job after the transaction commits.
+    /// </summary>
+    public static async Task<(Run Run, Job Job)> AddServerRunAsync(
+        CreateRunRequest request, AfnioDbContext db, ProjectContext project, DateTimeOffset now, CancellationToken ct)
+    {
+        if (request.Status is not null)
+        {
+            throw ApiException.BadRequest("invalid_status", "A server-driven run's status follows its job; do not set it.", "status");
+        }
+
+        var description = request.Description is null ? null : Text(request.Description, 2000, "description");
+        var name = request.Name is null ? GeneratedName() : await FreeNameAsync(db, project.ProjectId, Text(request.Name, 180, "name"), ct);
+        return await TrainingRunsApi.AddAsync(request, name, description, db, project, now, ct);
     }
 
     public static async Task<Ok<ListResponse<RunResponse>>> ListRuns(

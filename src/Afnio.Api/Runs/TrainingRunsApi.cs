@@ -107,10 +107,12 @@ public static class TrainingRunsApi
         return v1;
     }
 
-    /// <summary>Checks a server-driven run request, stores the run and its job, and hands the job to the workers.</summary>
-    public static async Task<Accepted<RunResponse>> StartAsync(
-        CreateRunRequest request, string name, string? description, AfnioDbContext db, ProjectContext project, IBackgroundJobClient hangfire,
-        DateTimeOffset now, CancellationToken ct)
+    /// <summary>
+    /// Checks a server-driven run request and stores the run and its queued job in the caller's
+    /// transaction. Enqueue the job (<see cref="JobScheduling.EnqueueAsync"/>) once it has committed.
+    /// </summary>
+    public static async Task<(Run Run, Job Job)> AddAsync(
+        CreateRunRequest request, string name, string? description, AfnioDbContext db, ProjectContext project, DateTimeOffset now, CancellationToken ct)
     {
         var program = await ProgramsApi.FindAsync(db, project, request.ProgramId!, ct, "program_id");
         var definition = ProgramsApi.Definition(program);
@@ -162,17 +164,13 @@ public static class TrainingRunsApi
             ProgramId = program.Id,
             Config = JsonSerializer.Serialize(config, JobEventLog.Json),
         };
-        await using var tx = await db.Database.BeginTransactionAsync(ct);
         db.Runs.Add(run);
         await db.SaveChangesAsync(ct);
         var job = await JobScheduling.AddAsync(db, project.ProjectId, TrainingJobArguments.FitJobType,
             JsonSerializer.Serialize(new TrainingJobArguments(run.Id), JobEventLog.Json), now, ct, TrainingJobArguments.LockKeyFor(run.Id));
         run.JobId = job.Id;
         await db.SaveChangesAsync(ct);
-        await tx.CommitAsync(ct);
-        await JobScheduling.EnqueueAsync(db, hangfire, job, ct);
-        var response = RunsApi.ToResponse(run, job);
-        return TypedResults.Accepted($"/v1/runs/{response.Id}", response);
+        return (run, job);
     }
 
     public static async Task<Ok<JobResponse>> CancelRun(string id, AfnioDbContext db, ProjectContext project, TimeProvider clock, CancellationToken ct)
