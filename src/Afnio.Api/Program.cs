@@ -21,7 +21,6 @@ var options = builder.Configuration.GetSection(AfnioOptions.Section).Get<AfnioOp
 builder.Services.Configure<AfnioOptions>(builder.Configuration.GetSection(AfnioOptions.Section));
 builder.Services.AddSingleton(TimeProvider.System);
 builder.Services.AddAfnioData(builder.Configuration);
-builder.Services.Configure<Afnio.Data.Webhooks.WebhookOptions>(builder.Configuration.GetSection(Afnio.Data.Webhooks.WebhookOptions.Section));
 // Operations call models in the caller's project: one registry per request.
 builder.Services.AddScoped(sp => Afnio.Domain.Autodiff.OperationRegistry.Standard(
     sp.GetRequiredService<Afnio.Data.LanguageModels.ModelGateway>().ForProject(sp.GetRequiredService<Afnio.Api.Auth.ProjectContext>().ProjectId)));

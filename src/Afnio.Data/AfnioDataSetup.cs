@@ -64,6 +64,8 @@ public static class AfnioDataSetup
         services.AddSingleton(provider => provider.GetRequiredService<IOptions<LanguageModels.ModelOptions>>().Value.BuildPriceTable());
         services.AddSingleton<LanguageModels.ModelKeyProtector>();
         services.AddSingleton<Webhooks.WebhookSecrets>();
+        // Bound once for every process: binding an array twice would append it to itself.
+        services.Configure<Webhooks.WebhookOptions>(configuration.GetSection(Webhooks.WebhookOptions.Section));
         services.AddSingleton<LanguageModels.ModelLimits>();
         services.AddSingleton<LanguageModels.ModelCallJournal>();
         services.AddSingleton<LanguageModels.OpenAiTransport>();

@@ -43,7 +43,6 @@ public static class WorkerSetup
             o.StopTimeout = TimeSpan.FromSeconds(5);
             o.ShutdownTimeout = TimeSpan.FromSeconds(15);
         });
-        services.Configure<WebhookOptions>(configuration.GetSection(WebhookOptions.Section));
         services.AddSingleton<WebhookSender>();
         services.AddScoped<IWebhookJobs, WebhookJobs>();
         services.AddHostedService<WebhookDispatcher>();

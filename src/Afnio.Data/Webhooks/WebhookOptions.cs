@@ -17,11 +17,17 @@ public sealed class WebhookOptions
     /// <summary>How long one attempt may take, connection to last byte (default 15 s).</summary>
     public int TimeoutSeconds { get; set; } = 15;
 
+    /// <summary>The waits after each failed attempt when none are configured: eight attempts over about 27.6 hours.</summary>
+    public static readonly IReadOnlyList<int> DefaultRetrySchedule = [5, 300, 1800, 7200, 18000, 36000, 36000];
+
     /// <summary>
-    /// Waits after each failed attempt: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (eight attempts over
-    /// about 27.6 hours). A receiver's <c>Retry-After</c> can only lengthen a wait. Up to 10% jitter is added.
+    /// Waits after each failed attempt, in seconds (default 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h).
+    /// A receiver's <c>Retry-After</c> can only lengthen a wait. Up to 10% jitter is added.
     /// </summary>
-    public int[] RetryScheduleSeconds { get; set; } = [5, 300, 1800, 7200, 18000, 36000, 36000];
+    public int[] RetryScheduleSeconds { get; set; } = [];
+
+    /// <summary>The configured schedule, or the default one.</summary>
+    public IReadOnlyList<int> RetrySchedule => RetryScheduleSeconds.Length > 0 ? RetryScheduleSeconds : DefaultRetrySchedule;
 
     /// <summary>An endpoint whose attempts have all failed for this long is disabled (default 5 days).</summary>
     public int DisableAfterFailingSeconds { get; set; } = 5 * 24 * 3600;

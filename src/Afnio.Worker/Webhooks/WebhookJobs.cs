@@ -129,7 +129,7 @@ public sealed partial class WebhookJobs(
         }
         else
         {
-            var schedule = settings.RetryScheduleSeconds;
+            var schedule = settings.RetrySchedule;
             var failedSoFar = delivery.AttemptCount;
             if (response.Status == 410)
             {
@@ -140,7 +140,7 @@ public sealed partial class WebhookJobs(
                 disable = "failing";
             }
 
-            if (disable is null && attempt.Refusal is null && failedSoFar <= schedule.Length)
+            if (disable is null && attempt.Refusal is null && failedSoFar <= schedule.Count)
             {
                 status = WebhookDelivery.Pending;
                 var wait = TimeSpan.FromSeconds(schedule[failedSoFar - 1]);
