@@ -299,7 +299,7 @@ public sealed class WebhookDeliveryTests(WebhookWorkerApp app) : IClassFixture<W
     }
 
     /// <summary>Runs a backward pass without a model (a string op) and returns its job id: a <c>job.succeeded</c> event.</summary>
-    private static async Task<string> SucceedingJobAsync(TestProject project)
+    internal static async Task<string> SucceedingJobAsync(TestProject project)
     {
         var x = await project.VariableAsync("abc", "first input", requiresGrad: true);
         var y = await project.VariableAsync("def", "second input");

@@ -50,7 +50,7 @@ public sealed class ScheduleMirror(IRecurringJobManager recurring, JobStorage st
         foreach (var (id, schedule) in schedules.Where(s => s.Value.Enabled))
         {
             if (current.TryGetValue(id, out var job) && job.Cron == schedule.Cron && job.TimeZoneId == ScheduleCron.Of(schedule).Zone.Id
-                && job.Queue == ISchedulerJobs.Queue && job.Error is null)
+                && job.Job?.Queue == ISchedulerJobs.Queue && job.Error is null)
             {
                 continue;
             }

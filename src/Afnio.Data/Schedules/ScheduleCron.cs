@@ -50,7 +50,7 @@ public sealed class ScheduleCron
         ?? throw new InvalidOperationException($"Schedule {schedule.Id} has an invalid cron or time zone: {cronError ?? zoneError}");
 
     /// <summary>The first planned time strictly after <paramref name="after"/>, or null if there is none.</summary>
-    public DateTimeOffset? Next(DateTimeOffset after) => _expression.GetNextOccurrence(after.ToUniversalTime(), Zone);
+    public DateTimeOffset? Next(DateTimeOffset after) => _expression.GetNextOccurrence(after.ToUniversalTime(), Zone)?.ToUniversalTime();
 
     /// <summary>The shortest gap between the next few planned times after <paramref name="now"/>.</summary>
     public TimeSpan? ShortestInterval(DateTimeOffset now)
@@ -70,7 +70,7 @@ public sealed class ScheduleCron
         var count = 0;
         foreach (var time in _expression.GetOccurrences(from.ToUniversalTime(), now.ToUniversalTime(), Zone, fromInclusive: false, toInclusive: true))
         {
-            latest = time;
+            latest = time.ToUniversalTime();
             count++;
         }
 

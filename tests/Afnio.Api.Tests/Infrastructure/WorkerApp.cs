@@ -20,6 +20,9 @@ public class WorkerApp : AfnioApiFactory
         ["Afnio:Jobs:RecoveryIntervalSeconds"] = "1",
     };
 
+    /// <summary>The connection string of this host's own database.</summary>
+    public string OwnDatabase => _ownDatabase;
+
     public override Data.AfnioDbContext CreateDbContext() => TestDatabase.CreateDbContext(_ownDatabase);
 }
 
