@@ -23,6 +23,26 @@ public sealed class InProcessWorkerTests(WorkerApp app) : IClassFixture<WorkerAp
         await using var db = app.CreateDbContext();
         await db.IdempotencyRecords.Where(r => r.Key == "old")
             .ExecuteUpdateAsync(s => s.SetProperty(r => r.ExpiresAt, DateTimeOffset.UtcNow.AddSeconds(-5)));
+        // Three events past the 30-day retention, one of them still being delivered, and one recent.
+        var projectId = Guid.ParseExact(project.Id["proj_".Length..], "N");
+        var endpoint = new Data.Webhooks.WebhookEndpoint
+        {
+            Id = PrefixedId.NewGuid(), ProjectId = projectId, Url = "https://93.184.216.34/hook", EventTypes = ["*"], Enabled = true, Secret = "x",
+            CreatedAt = DateTimeOffset.UtcNow, UpdatedAt = DateTimeOffset.UtcNow,
+        };
+        db.WebhookEndpoints.Add(endpoint);
+        var events = new[] { -40, -35, -31, -1 }.Select(days => new Data.Events.OutboxEvent
+        {
+            Id = PrefixedId.NewGuid(), ProjectId = projectId, Type = "job.succeeded", Payload = "{}", CreatedAt = DateTimeOffset.UtcNow.AddDays(days),
+        }).ToList();
+        db.Events.AddRange(events);
+        db.WebhookDeliveries.AddRange(events.Take(2).Select((e, i) => new Data.Webhooks.WebhookDelivery
+        {
+            Id = PrefixedId.NewGuid(), ProjectId = projectId, EventId = e.Id, EndpointId = endpoint.Id,
+            Status = i == 0 ? Data.Webhooks.WebhookDelivery.Succeeded : Data.Webhooks.WebhookDelivery.Pending,
+            NextAttemptAt = i == 0 ? null : DateTimeOffset.UtcNow.AddHours(1), CreatedAt = e.CreatedAt, UpdatedAt = e.CreatedAt,
+        }));
+        await db.SaveChangesAsync();
 
         var job = await admin.PostJsonAsync("/v1/admin/housekeeping", new { });
         var id = job.GetProperty("id").GetString()!;
@@ -30,6 +50,9 @@ public sealed class InProcessWorkerTests(WorkerApp app) : IClassFixture<WorkerAp
 
         Assert.Equal("succeeded", finished.GetProperty("status").GetString());
         Assert.Equal(1, finished.GetProperty("result").GetProperty("purged_idempotency_records").GetInt32());
+        Assert.Equal(2, finished.GetProperty("result").GetProperty("purged_events").GetInt32());
+        Assert.Equal([events[1].Id, events[3].Id], await db.Events.Where(e => e.ProjectId == projectId).OrderBy(e => e.CreatedAt).Select(e => e.Id).ToListAsync());
+        Assert.Equal([events[1].Id], await db.WebhookDeliveries.Where(d => d.ProjectId == projectId).Select(d => d.EventId).ToListAsync());
         Assert.NotEqual(JsonValueKind.Null, finished.GetProperty("started_at").ValueKind);
         Assert.NotEqual(JsonValueKind.Null, finished.GetProperty("finished_at").ValueKind);
         Assert.Equal(["fresh"], await db.IdempotencyRecords.Select(r => r.Key).ToListAsync());

@@ -1,4 +1,6 @@
 using System.Text.Json.Nodes;
+using Hangfire;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Afnio.Api.Tests;
 
@@ -9,8 +11,6 @@ namespace Afnio.Api.Tests;
 /// </summary>
 public sealed class ScheduleInputTests(AfnioApiFactory app) : IClassFixture<AfnioApiFactory>
 {
-    public static readonly System.Collections.Concurrent.ConcurrentQueue<string> Logs = new();
-
     private const string UnknownSchedule = "sched_0000000000007000800000000000000a";
 
     [Fact]
@@ -277,8 +277,7 @@ public sealed class ScheduleInputTests(AfnioApiFactory app) : IClassFixture<Afni
     [InlineData("SCHED_0000000000007000800000000000000A")]
     public async Task UnknownOrMalformedScheduleIds_Are404_OnEveryRoute(string id)
     {
-        Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>(app.Services).AddProvider(new Cap(Logs));
-        var project = await app.CreateProjectAsync();
+        var project = await NewProjectAsync();
         await AssertScheduleRoutesAre404Async(project, id);
         Assert.Empty((await project.Client.GetJsonAsync("/v1/schedules")).GetProperty("data").EnumerateArray());
     }
@@ -287,7 +286,7 @@ public sealed class ScheduleInputTests(AfnioApiFactory app) : IClassFixture<Afni
     public async Task AnotherProjectsSchedule_Is404_OnEveryRoute_AndIsNeitherChangedNorFired()
     {
         var (other, template) = await SetUpAsync();
-        var project = await app.CreateProjectAsync();
+        var project = await NewProjectAsync();
         var id = (await other.Client.PostJsonAsync("/v1/schedules", new { name = "theirs", cron = "0 2 * * *", run_template = template })).GetProperty("id").GetString()!;
         var before = await other.Client.GetJsonAsync($"/v1/schedules/{id}");
 
@@ -313,16 +312,30 @@ public sealed class ScheduleInputTests(AfnioApiFactory app) : IClassFixture<Afni
         })
         {
             using var response = await project.Client.SendRawAsync(new HttpMethod(method), path, body);
-            Assert.True(response.StatusCode == HttpStatusCode.NotFound, $"{method} {path} {body}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()} {string.Join("\n", Logs.Where(l => l.Contains("Exception", StringComparison.Ordinal)).Take(1))}");
+            Assert.True(response.StatusCode == HttpStatusCode.NotFound, $"{method} {path} {body}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
             var problem = await response.AssertProblemAsync(404, "schedule_not_found");
             Assert.True(problem.GetProperty("param").GetString() == "id", $"{method} {path}: {problem}");
         }
     }
 
+    /// <summary>
+    /// A fresh project. First makes this host's Hangfire client and recurring-job manager: Hangfire keeps
+    /// its log provider process-wide, set by the host that built its configuration last, and a client
+    /// first made after that host was disposed (another test class's, running in parallel) throws
+    /// ObjectDisposedException, which POST /v1/schedules/{id}/trigger would answer with a 500. A real
+    /// process has only one host.
+    /// </summary>
+    private Task<TestProject> NewProjectAsync()
+    {
+        _ = app.Services.GetRequiredService<IBackgroundJobClient>();
+        _ = app.Services.GetRequiredService<IRecurringJobManager>();
+        return app.CreateProjectAsync();
+    }
+
     /// <summary>A project with the Facility dataset, program and a model, and a valid template over them.</summary>
     private async Task<(TestProject Project, JsonObject Template)> SetUpAsync()
     {
-        var project = await app.CreateProjectAsync();
+        var project = await NewProjectAsync();
         var (dataset, program, model) = await FacilityTraining.SetUpAsync(project, RegisterModelAsync);
         var template = JsonSerializer.SerializeToNode(FacilityTraining.RunBody(program, dataset, model))!.AsObject();
         // A schedule trains on the latest version at each firing: its template names no version.
@@ -416,24 +429,5 @@ public sealed class ScheduleInputTests(AfnioApiFactory app) : IClassFixture<Afni
         }
 
         return copy;
-    }
-
-    private sealed class Cap(System.Collections.Concurrent.ConcurrentQueue<string> sink) : Microsoft.Extensions.Logging.ILoggerProvider
-    {
-        public Microsoft.Extensions.Logging.ILogger CreateLogger(string categoryName) => new L(sink);
-
-        public void Dispose()
-        {
-        }
-
-        private sealed class L(System.Collections.Concurrent.ConcurrentQueue<string> sink) : Microsoft.Extensions.Logging.ILogger
-        {
-            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
-
-            public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
-
-            public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-                sink.Enqueue($"{logLevel}: {formatter(state, exception)} {exception}");
-        }
     }
 }

@@ -41,6 +41,9 @@ public sealed class WebhookOptions
     /// <summary>A delivery handed to Hangfire but not attempted for this long is handed over again (default 120 s).</summary>
     public int RedispatchAfterSeconds { get; set; } = 120;
 
+    /// <summary>Events (with their deliveries and attempt log) are kept this long, unless a delivery is still pending (default 30 days).</summary>
+    public int EventRetentionDays { get; set; } = 30;
+
     /// <summary>Hangfire workers for the <c>c_webhooks</c> queue in each Worker process (default 8).</summary>
     public int WorkerCount { get; set; } = 8;
 }

@@ -1,16 +1,22 @@
 using Afnio.Data;
 using Afnio.Data.Jobs;
+using Afnio.Data.Webhooks;
 using Afnio.Worker.Jobs;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 
 namespace Afnio.Worker.Housekeeping;
 
 /// <summary>What one housekeeping run removed.</summary>
-public sealed record HousekeepingResult(int PurgedIdempotencyRecords);
+public sealed record HousekeepingResult(int PurgedIdempotencyRecords, int PurgedEvents);
 
-/// <summary>Purges expired idempotency records. Safe to run twice: a second run finds nothing to purge.</summary>
-public sealed partial class HousekeepingJobs(AfnioDbContext db, JobRecorder jobs, TimeProvider clock, ILogger<HousekeepingJobs> log)
+/// <summary>
+/// Purges expired idempotency records, and events older than the retention (with their deliveries and
+/// attempts) once none of their deliveries is pending. Safe to run twice: a second run finds nothing to purge.
+/// </summary>
+public sealed partial class HousekeepingJobs(
+    AfnioDbContext db, JobRecorder jobs, TimeProvider clock, IOptions<WebhookOptions> webhooks, ILogger<HousekeepingJobs> log)
     : IHousekeepingJobs
 {
     public const string JobType = IHousekeepingJobs.JobType;
@@ -27,10 +33,14 @@ public sealed partial class HousekeepingJobs(AfnioDbContext db, JobRecorder jobs
         {
             var now = clock.GetUtcNow();
             var purged = await db.IdempotencyRecords.Where(r => r.ExpiresAt < now).ExecuteDeleteAsync(cancellationToken);
+            var before = now.AddDays(-Math.Max(1, webhooks.Value.EventRetentionDays));
+            var events = await db.Events.Where(e => e.CreatedAt < before
+                    && !db.WebhookDeliveries.Any(d => d.EventId == e.Id && d.Status == WebhookDelivery.Pending))
+                .ExecuteDeleteAsync(cancellationToken);
             await using var tx = await db.Database.BeginTransactionAsync(cancellationToken);
-            await jobs.SucceedAsync(jobId, owner, new HousekeepingResult(purged), cancellationToken);
+            await jobs.SucceedAsync(jobId, owner, new HousekeepingResult(purged, events), cancellationToken);
             await tx.CommitAsync(cancellationToken);
-            LogPurged(log, jobId, purged);
+            LogPurged(log, jobId, purged, events);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -50,6 +60,6 @@ public sealed partial class HousekeepingJobs(AfnioDbContext db, JobRecorder jobs
         await RunAsync(job.Id, cancellationToken);
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Housekeeping {JobId} purged {Count} expired idempotency records")]
-    private static partial void LogPurged(ILogger logger, Guid jobId, int count);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Housekeeping {JobId} purged {Count} expired idempotency records and {Events} old events")]
+    private static partial void LogPurged(ILogger logger, Guid jobId, int count, int events);
 }
