@@ -29,13 +29,30 @@ public static class NetworkAddresses
                 || (b[0] == 192 && b[1] == 168)
                 || (b[0] == 192 && b[1] == 0 && b[2] == 0)
                 || (b[0] == 100 && b[1] >= 64 && b[1] <= 127)
-                || (b[0] == 198 && (b[1] == 18 || b[1] == 19)));
+                || (b[0] == 198 && (b[1] == 18 || b[1] == 19))
+                || (b[0] == 192 && b[1] == 0 && b[2] == 2) // documentation ranges
+                || (b[0] == 198 && b[1] == 51 && b[2] == 100)
+                || (b[0] == 203 && b[1] == 0 && b[2] == 113));
         }
 
         var v6 = address.GetAddressBytes();
-        return !(address.IsIPv6LinkLocal || address.IsIPv6SiteLocal || address.IsIPv6Multicast
+        if (address.IsIPv6LinkLocal || address.IsIPv6SiteLocal || address.IsIPv6Multicast || address.IsIPv6Teredo
             || (v6[0] & 0xFE) == 0xFC // unique local fc00::/7
-            || address.IsIPv6Teredo);
+            || (v6[0] == 0x01 && v6[1] == 0x00 && v6.AsSpan(2, 6).IndexOfAnyExcept((byte)0) < 0) // discard 100::/64
+            || (v6[0] == 0x20 && v6[1] == 0x01 && v6[2] == 0x0d && v6[3] == 0xb8) // documentation 2001:db8::/32
+            || (v6[0] == 0x00 && v6[1] == 0x64 && v6[2] == 0xff && v6[3] == 0x9b)) // NAT64 64:ff9b::/96 and 64:ff9b:1::/48
+        {
+            return false;
+        }
+
+        // Forms that carry an IPv4 address: IPv4-compatible ::a.b.c.d, IPv4-translated ::ffff:0:a.b.c.d, 6to4 2002:aabb:ccdd::.
+        if (v6.AsSpan(0, 12).IndexOfAnyExcept((byte)0) < 0
+            || (v6.AsSpan(0, 8).IndexOfAnyExcept((byte)0) < 0 && v6[8] == 0xff && v6[9] == 0xff && v6[10] == 0 && v6[11] == 0))
+        {
+            return IsPublic(new IPAddress(v6.AsSpan(12, 4)));
+        }
+
+        return v6[0] != 0x20 || v6[1] != 0x02 || IsPublic(new IPAddress(v6.AsSpan(2, 4)));
     }
 
     /// <summary>

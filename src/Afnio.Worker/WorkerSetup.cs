@@ -1,5 +1,6 @@
 using Afnio.Data;
 using Afnio.Data.Jobs;
+using Afnio.Data.Webhooks;
 using Afnio.Domain.Autodiff;
 using Afnio.Worker.Backward;
 using Afnio.Worker.Housekeeping;
@@ -7,7 +8,6 @@ using Afnio.Worker.Jobs;
 using Afnio.Worker.Optimizers;
 using Afnio.Worker.Training;
 using Afnio.Worker.Webhooks;
-using Afnio.Data.Webhooks;
 using Hangfire;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;

@@ -27,20 +27,35 @@ public sealed class InProcessWorkerTests(WorkerApp app) : IClassFixture<WorkerAp
         var projectId = Guid.ParseExact(project.Id["proj_".Length..], "N");
         var endpoint = new Data.Webhooks.WebhookEndpoint
         {
-            Id = PrefixedId.NewGuid(), ProjectId = projectId, Url = "https://93.184.216.34/hook", EventTypes = ["*"], Enabled = true, Secret = "x",
-            CreatedAt = DateTimeOffset.UtcNow, UpdatedAt = DateTimeOffset.UtcNow,
+            Id = PrefixedId.NewGuid(),
+            ProjectId = projectId,
+            Url = "https://93.184.216.34/hook",
+            EventTypes = ["*"],
+            Enabled = true,
+            Secret = "x",
+            CreatedAt = DateTimeOffset.UtcNow,
+            UpdatedAt = DateTimeOffset.UtcNow,
         };
         db.WebhookEndpoints.Add(endpoint);
         var events = new[] { -40, -35, -31, -1 }.Select(days => new Data.Events.OutboxEvent
         {
-            Id = PrefixedId.NewGuid(), ProjectId = projectId, Type = "job.succeeded", Payload = "{}", CreatedAt = DateTimeOffset.UtcNow.AddDays(days),
+            Id = PrefixedId.NewGuid(),
+            ProjectId = projectId,
+            Type = "job.succeeded",
+            Payload = "{}",
+            CreatedAt = DateTimeOffset.UtcNow.AddDays(days),
         }).ToList();
         db.Events.AddRange(events);
         db.WebhookDeliveries.AddRange(events.Take(2).Select((e, i) => new Data.Webhooks.WebhookDelivery
         {
-            Id = PrefixedId.NewGuid(), ProjectId = projectId, EventId = e.Id, EndpointId = endpoint.Id,
+            Id = PrefixedId.NewGuid(),
+            ProjectId = projectId,
+            EventId = e.Id,
+            EndpointId = endpoint.Id,
             Status = i == 0 ? Data.Webhooks.WebhookDelivery.Succeeded : Data.Webhooks.WebhookDelivery.Pending,
-            NextAttemptAt = i == 0 ? null : DateTimeOffset.UtcNow.AddHours(1), CreatedAt = e.CreatedAt, UpdatedAt = e.CreatedAt,
+            NextAttemptAt = i == 0 ? null : DateTimeOffset.UtcNow.AddHours(1),
+            CreatedAt = e.CreatedAt,
+            UpdatedAt = e.CreatedAt,
         }));
         await db.SaveChangesAsync();
 

@@ -143,9 +143,11 @@ public sealed class ScheduleTests : IClassFixture<WebhookWorkerApp>
         try
         {
             var (dataset, program, model) = await FacilityTraining.SetUpAsync(project, p => _app.RegisterModelAsync(p, new { model = "gpt-4.1-nano" }));
+            // The longest name a schedule may have: its runs' names still fit, with the planned time.
+            var name = new string('w', 180);
             var schedule = await project.Client.PostJsonAsync("/v1/schedules", new
             {
-                name = "weekly",
+                name,
                 cron = "0 3 * * 1",
                 timezone = "Europe/Rome",
                 run_template = Template(program, dataset, model),
@@ -154,6 +156,9 @@ public sealed class ScheduleTests : IClassFixture<WebhookWorkerApp>
 
             var first = await TriggerAsync(project, id);
             Assert.Equal(("fired", "manual"), (first.GetProperty("outcome").GetString(), first.GetProperty("trigger").GetString()));
+            var runName = (await project.Client.GetJsonAsync($"/v1/runs/{first.GetProperty("run_id").GetString()}")).GetProperty("name").GetString()!;
+            var local = TimeZoneInfo.ConvertTime(DateTimeOffset.FromUnixTimeSeconds(first.GetProperty("planned_at").GetInt64()), Rome);
+            Assert.Equal($"{name[..163]} {local:yyyy-MM-dd HH:mm}", runName);
             using (var skipped = await project.Client.PostAsync($"/v1/schedules/{id}/trigger", null))
             {
                 var problem = await skipped.AssertProblemAsync(409, "schedule_skipped");

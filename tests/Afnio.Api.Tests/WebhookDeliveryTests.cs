@@ -99,6 +99,25 @@ public sealed class WebhookDeliveryTests(WebhookWorkerApp app) : IClassFixture<W
     }
 
     [Fact]
+    public async Task AResponseCutShort_IsAFailedAttempt_AndTheDeliveryMovesOn()
+    {
+        var project = await app.CreateProjectAsync();
+        var path = Path();
+        Receiver.Enqueue(path, new ReceiverReply(200, Body: "partial", CutShort: true));
+        var (endpoint, _) = await EndpointAsync(project, path, "job.succeeded");
+
+        await SucceedingJobAsync(project);
+
+        await Receiver.WaitForAsync(path, 2);
+        var delivery = await SettledDeliveryAsync(project, endpoint);
+        Assert.Equal("succeeded", delivery.GetProperty("status").GetString());
+        var attempts = delivery.GetProperty("attempts").EnumerateArray().ToList();
+        Assert.Equal(["failed", "succeeded"], attempts.Select(a => a.GetProperty("status").GetString()));
+        // Depending on when the connection drops, the client sees a broken response or a broken request.
+        Assert.Matches("^The (response could not be read|request failed): ", attempts[0].GetProperty("error").GetString());
+    }
+
+    [Fact]
     public async Task ADeliveryThatRunsOutOfRetries_Fails_AndAManualRetryRedeliversTheSameEvent()
     {
         var project = await app.CreateProjectAsync();

@@ -282,11 +282,11 @@ public static class DatasetsApi
             : await db.DatasetVersions.Where(v => v.DatasetId == dataset.Id && v.Version == version).Select(v => (int?)v.ItemCount).SingleOrDefaultAsync(ct)
                 ?? throw ApiException.BadRequest("unknown_version", $"The dataset has versions 1 to {dataset.Version}; got {version}.", "version");
 
-    public static async Task<Dataset> FindAsync(AfnioDbContext db, ProjectContext project, string id, CancellationToken ct) =>
+    public static async Task<Dataset> FindAsync(AfnioDbContext db, ProjectContext project, string id, CancellationToken ct, string param = "id") =>
         PrefixedId.TryParse(PrefixedId.Dataset, id, out var guid)
             ? await db.Datasets.AsNoTracking().SingleOrDefaultAsync(d => d.Id == guid && d.ProjectId == project.ProjectId, ct)
-                ?? throw ApiException.NotFound("dataset", "id")
-            : throw ApiException.NotFound("dataset", "id");
+                ?? throw ApiException.NotFound("dataset", param)
+            : throw ApiException.NotFound("dataset", param);
 
     private static Task InsertItemsAsync(AfnioDbContext db, Guid datasetId, int start, int version, IReadOnlyList<string> items, CancellationToken ct) =>
         items.Count == 0

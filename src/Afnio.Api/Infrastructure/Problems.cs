@@ -161,9 +161,11 @@ internal sealed class AfnioExceptionHandler : IExceptionHandler
         if (message.Contains("could not be mapped to any .NET member", StringComparison.Ordinal))
         {
             var field = ExtractQuoted(message) ?? param ?? "?";
+            // A nested field is named by its path (run_template.colour), a top-level one by its name.
+            var where = param is not null && param.EndsWith("." + field, StringComparison.Ordinal) ? param : field;
             return ReadOnlyFields.Contains(field)
-                ? (400, "read_only_field", $"The field '{field}' is read-only and cannot be set in a request.", field)
-                : (400, "unknown_field", $"Unknown field '{field}'. Remove it, or check the spelling against the API reference.", field);
+                ? (400, "read_only_field", $"The field '{where}' is read-only and cannot be set in a request.", where)
+                : (400, "unknown_field", $"Unknown field '{where}'. Remove it, or check the spelling against the API reference.", where);
         }
 
         if (message.Contains("missing required properties", StringComparison.Ordinal))

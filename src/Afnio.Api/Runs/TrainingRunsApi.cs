@@ -326,7 +326,7 @@ public static class TrainingRunsApi
             throw ApiException.BadRequest("missing_field", "'dataset.id' is required: the dataset to train on.", "dataset.id");
         }
 
-        var dataset = await DatasetsApi.FindAsync(db, project, id, ct);
+        var dataset = await DatasetsApi.FindAsync(db, project, id, ct, "dataset.id");
         Dictionary<string, List<Guid>> named;
         int version;
         if (request.Split is { } split)
@@ -470,7 +470,14 @@ public static class TrainingRunsApi
                 }
 
                 // Checks the weights now (non-negative, finite, not all zero), with the sampler's own messages.
-                _ = new WeightedRandomSampler(weights, request.NumSamples ?? train.Count, 0);
+                try
+                {
+                    _ = new WeightedRandomSampler(weights, request.NumSamples ?? train.Count, 0);
+                }
+                catch (AfnioException e)
+                {
+                    throw new AfnioException(e.Kind, e.Code, e.Message, "sampler.weights");
+                }
                 return new SamplerSettings(type, weights, request.NumSamples);
             default:
                 throw ApiException.BadRequest("invalid_sampler", $"Unknown sampler '{type}': use sequential, random or weighted.", "sampler.type");

@@ -119,18 +119,26 @@ public sealed partial class ScheduleFirings(
 
         var template = Template(schedule);
         var local = TimeZoneInfo.ConvertTime(planned, ScheduleCron.Of(schedule).Zone);
-        var request = template with { Name = template.Name ?? $"{schedule.Name} {local:yyyy-MM-dd HH:mm}" };
+        var request = template with { Name = template.Name ?? DefaultRunName(schedule.Name, local) };
         // Nothing is written before the request is fully checked, so a refused template leaves the transaction clean.
         try
         {
             var (run, job) = await RunsApi.AddServerRunAsync(request, db, new ProjectContext(schedule.ProjectId, Guid.Empty), now, ct);
             return new(Firing(ScheduleFiring.Fired, run.Id, null, null), run, job);
         }
-        catch (ApiException e)
+        catch (Exception e) when (e is ApiException or AfnioException)
         {
             db.ChangeTracker.Clear();
-            return new(Firing(ScheduleFiring.Skipped, null, e.Code, $"The run template was refused: {e.Message}"), null, null);
+            var code = e is ApiException api ? api.Code : ((AfnioException)e).Code;
+            return new(Firing(ScheduleFiring.Skipped, null, code, $"The run template was refused: {e.Message}"), null, null);
         }
+    }
+
+    /// <summary>The name of a run a schedule starts when its template names none: the schedule's name and the local planned time.</summary>
+    public static string DefaultRunName(string scheduleName, DateTimeOffset localPlanned)
+    {
+        var suffix = $" {localPlanned:yyyy-MM-dd HH:mm}";
+        return (scheduleName.Length + suffix.Length > 180 ? scheduleName[..(180 - suffix.Length)] : scheduleName) + suffix;
     }
 
     /// <summary>The schedule's run whose job has not finished, if any.</summary>

@@ -62,7 +62,7 @@ public static class SchedulesApi
             ProjectId = project.ProjectId,
             Name = name,
             Description = description,
-            Cron = cron.Trim(),
+            Cron = ScheduleCron.Normalize(cron),
             TimeZone = timeZone,
             RunTemplate = template,
             Enabled = request.Enabled ?? true,
@@ -98,29 +98,36 @@ public static class SchedulesApi
         string id, UpdateScheduleRequest request, AfnioDbContext db, ProjectContext project, ScheduleMirror mirror,
         IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json, TimeProvider clock, CancellationToken ct)
     {
-        var schedule = await FindAsync(db, project, id, ct);
         var now = clock.GetUtcNow();
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        // Under the row's lock: a firing or another PATCH in between must not be overwritten from a stale read.
+        var found = await FindAsync(db, project, id, ct);
+        var schedule = await db.Schedules.FromSql($"SELECT * FROM schedules WHERE id = {found.Id} FOR UPDATE").AsNoTracking().SingleAsync(ct);
         var name = request.Name is null ? schedule.Name : RunsApi.Text(request.Name, 180, "name");
         var description = request.Description is null ? schedule.Description : RunsApi.Text(request.Description, 2000, "description");
-        var cron = request.Cron ?? schedule.Cron;
+        var cron = request.Cron is null ? schedule.Cron : ScheduleCron.Normalize(request.Cron);
         var timeZone = request.Timezone ?? schedule.TimeZone;
-        CheckCron(cron, timeZone, now);
+        CheckCron(request.Cron ?? schedule.Cron, timeZone, now);
         var template = request.RunTemplate is null ? schedule.RunTemplate : await CheckTemplateAsync(request.RunTemplate, db, project, json.Value.SerializerOptions, now, ct);
         var enabled = request.Enabled ?? schedule.Enabled;
         // Planned times that passed while the schedule was off, or under another cron, are not owed.
-        var restart = (enabled && !schedule.Enabled) || cron.Trim() != schedule.Cron || timeZone != schedule.TimeZone;
-        var lastPlanned = restart ? now : schedule.LastPlannedAt;
+        var restart = (enabled && !schedule.Enabled) || cron != schedule.Cron || timeZone != schedule.TimeZone;
         var allowOverlap = request.AllowOverlap ?? schedule.AllowOverlap;
         await db.Schedules.Where(s => s.Id == schedule.Id).ExecuteUpdateAsync(s => s
             .SetProperty(x => x.Name, name)
             .SetProperty(x => x.Description, description)
-            .SetProperty(x => x.Cron, cron.Trim())
+            .SetProperty(x => x.Cron, cron)
             .SetProperty(x => x.TimeZone, timeZone)
             .SetProperty(x => x.RunTemplate, template)
             .SetProperty(x => x.Enabled, enabled)
             .SetProperty(x => x.AllowOverlap, allowOverlap)
-            .SetProperty(x => x.LastPlannedAt, lastPlanned)
             .SetProperty(x => x.UpdatedAt, now), ct);
+        if (restart)
+        {
+            await db.Schedules.Where(s => s.Id == schedule.Id).ExecuteUpdateAsync(s => s.SetProperty(x => x.LastPlannedAt, now), ct);
+        }
+
+        await tx.CommitAsync(ct);
         var updated = await FindAsync(db, project, id, ct);
         mirror.Sync(updated.Id, updated);
         return TypedResults.Ok(await ToResponseAsync(db, updated, now, ct));
@@ -164,7 +171,12 @@ public static class SchedulesApi
             throw ApiException.BadRequest("invalid_cron", "'cron' is at most 200 characters.", "cron");
         }
 
-        var parsed = ScheduleCron.TryParse(cron, timeZone.Length > 100 ? string.Empty : timeZone, out var cronError, out var zoneError);
+        if (timeZone.Length > 100)
+        {
+            throw ApiException.BadRequest("invalid_timezone", "'timezone' is at most 100 characters: an IANA time zone such as Europe/Rome.", "timezone");
+        }
+
+        var parsed = ScheduleCron.TryParse(cron, timeZone, out var cronError, out var zoneError);
         if (cronError is not null)
         {
             throw ApiException.BadRequest("invalid_cron",
@@ -217,25 +229,47 @@ public static class SchedulesApi
                 "Item ids pin one version of the dataset: give a schedule 'dataset.split' (how to split the latest version) instead.", "run_template.dataset.splits");
         }
 
-        await using (var tx = await db.Database.BeginTransactionAsync(ct))
+        // Inside the caller's transaction (PATCH) a savepoint is rolled back; otherwise a transaction of its own.
+        var outer = db.Database.CurrentTransaction;
+        var own = outer is null ? await db.Database.BeginTransactionAsync(ct) : null;
+        await using (own)
         {
+            if (outer is not null)
+            {
+                await outer.CreateSavepointAsync("run_template_check", ct);
+            }
+
             try
             {
                 await RunsApi.AddServerRunAsync(template, db, project, now, ct);
             }
             catch (ApiException e)
             {
-                throw new ApiException(e.Status, e.Code, e.Message, e.Param is null ? "run_template" : $"run_template.{e.Param}");
+                throw new ApiException(e.Status, e.Code, e.Message, Under(e.Param));
+            }
+            catch (AfnioException e)
+            {
+                throw new AfnioException(e.Kind, e.Code, e.Message, Under(e.Param));
             }
             finally
             {
-                await tx.RollbackAsync(CancellationToken.None);
+                if (own is not null)
+                {
+                    await own.RollbackAsync(CancellationToken.None);
+                }
+                else
+                {
+                    await outer!.RollbackToSavepointAsync("run_template_check", CancellationToken.None);
+                }
+
                 db.ChangeTracker.Clear();
             }
         }
 
         return JsonSerializer.Serialize(template, json);
     }
+
+    private static string Under(string? param) => param is null ? "run_template" : $"run_template.{param}";
 
     private static async Task<Schedule> FindAsync(AfnioDbContext db, ProjectContext project, string id, CancellationToken ct) =>
         PrefixedId.TryParse(PrefixedId.Schedule, id, out var guid)

@@ -40,6 +40,11 @@ public static class WebhookUrls
         }
 
         var host = uri.IdnHost.TrimEnd('.');
+        if (host.Length > 253)
+        {
+            throw ApiException.BadRequest("invalid_url", $"'{param}' has a host name longer than 253 characters.", param);
+        }
+
         if (IPAddress.TryParse(host, out var literal))
         {
             return NotPublic([literal]) is { } address ? throw Refused(param, address) : uri.AbsoluteUri;

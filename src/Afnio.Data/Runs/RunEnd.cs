@@ -17,7 +17,7 @@ public static class RunEnd
             UPDATE runs SET status = CASE WHEN (SELECT status FROM jobs WHERE id = {jobId}) IN ('cancelling', 'cancelled') THEN 'cancelled' ELSE 'failed' END,
                 updated_at = {now}
             WHERE job_id = {jobId} AND status = 'running'
-            RETURNING id AS "Id", project_id AS "ProjectId", status AS "Status", program_id AS "ProgramId"
+            RETURNING id, project_id, status, program_id
             """).ToListAsync(ct);
         foreach (var run in ended)
         {

@@ -27,8 +27,8 @@ public sealed class ScheduleCron
         CronExpression? expression = null;
         try
         {
-            var fields = cron.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length;
-            expression = CronExpression.Parse(cron.Trim(), fields == 6 ? CronFormat.IncludeSeconds : CronFormat.Standard);
+            var normal = Normalize(cron);
+            expression = CronExpression.Parse(normal, normal.Count(c => c == ' ') == 5 ? CronFormat.IncludeSeconds : CronFormat.Standard);
         }
         catch (CronFormatException e)
         {
@@ -44,6 +44,9 @@ public sealed class ScheduleCron
 
         return expression is null || zone is null ? null : new ScheduleCron(expression, zone);
     }
+
+    /// <summary>The cron with its fields separated by single spaces, as it is stored and given to Hangfire.</summary>
+    public static string Normalize(string cron) => string.Join(' ', cron.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries));
 
     /// <summary>Reads a stored schedule's cron (validated when it was stored).</summary>
     public static ScheduleCron Of(Schedule schedule) => TryParse(schedule.Cron, schedule.TimeZone, out var cronError, out var zoneError)

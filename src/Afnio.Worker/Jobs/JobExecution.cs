@@ -82,7 +82,10 @@ public sealed class StepAlreadyCommittedException(string stepKey, Exception inne
 public sealed partial class JobExecution(
     IDbContextFactory<AfnioDbContext> contexts, IOptions<JobOptions> options, TimeProvider clock, ILogger<JobExecution> log)
 {
-    /// <summary>Runs <paramref name="body"/> for job <paramref name="jobId"/>; <paramref name="release"/> runs whenever the job ends without succeeding.</summary>
+    /// <summary>
+    /// Runs <paramref name="body"/> for job <paramref name="jobId"/>; <paramref name="release"/> runs whenever the job
+    /// ends without succeeding, in the transaction that ends it.
+    /// </summary>
     public async Task RunAsync(
         Guid jobId, string failureCode, string failureMessage, Func<JobDelivery, CancellationToken, Task> body,
         Func<AfnioDbContext, Task>? release, CancellationToken cancellationToken)
@@ -97,13 +100,11 @@ public sealed partial class JobExecution(
 
         await using var monitor = new JobMonitor(contexts, jobId, owner, job.ProgressCompleted, clock, options.Value, log);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, monitor.Lost);
-        var releaseAsync = release ?? (_ => Task.CompletedTask);
         try
         {
             if (job.Status == JobStatus.Cancelling)
             {
-                await releaseAsync(db);
-                await recorder.CancelledAsync(jobId, owner);
+                await recorder.CancelledAsync(jobId, owner, release);
                 return;
             }
 
@@ -113,14 +114,12 @@ public sealed partial class JobExecution(
             && !cancellationToken.IsCancellationRequested && !monitor.Lost.IsCancellationRequested)
         {
             await monitor.FlushAsync(CancellationToken.None);
-            await releaseAsync(db);
-            await recorder.CancelledAsync(jobId, owner);
+            await recorder.CancelledAsync(jobId, owner, release);
             LogCancelled(log, job.Type, jobId);
         }
         catch (AfnioException e)
         {
-            await releaseAsync(db);
-            await recorder.FailAsync(jobId, owner, e.Code, e.Message);
+            await recorder.FailAsync(jobId, owner, e.Code, e.Message, release);
         }
         catch (Exception e) when (monitor.Lost.IsCancellationRequested || e is StepAlreadyCommittedException or LeaseLostException)
         {
@@ -139,8 +138,7 @@ public sealed partial class JobExecution(
         catch (Exception e)
         {
             LogFailed(log, job.Type, jobId, e);
-            await releaseAsync(db);
-            await recorder.FailAsync(jobId, owner, failureCode, $"{failureMessage}: {e.Message}");
+            await recorder.FailAsync(jobId, owner, failureCode, $"{failureMessage}: {e.Message}", release);
         }
     }
 

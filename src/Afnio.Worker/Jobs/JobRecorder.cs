@@ -117,13 +117,16 @@ public sealed class JobRecorder(AfnioDbContext db, TimeProvider clock, IOptions<
         return done == 1;
     }
 
-    /// <summary>Marks the job failed with a stable code and a message for the user.</summary>
-    public Task FailAsync(Guid jobId, string owner, string code, string message) =>
-        EndAsync(jobId, owner, JobStatus.Failed, JobEventTypes.Failed, code, message);
+    /// <summary>
+    /// Marks the job failed with a stable code and a message for the user. <paramref name="ended"/>
+    /// runs in the same transaction, only if this delivery still held the job.
+    /// </summary>
+    public Task FailAsync(Guid jobId, string owner, string code, string message, Func<AfnioDbContext, Task>? ended = null) =>
+        EndAsync(jobId, owner, JobStatus.Failed, JobEventTypes.Failed, code, message, ended);
 
-    /// <summary>Marks a job cancelled; the steps it committed stay.</summary>
-    public Task CancelledAsync(Guid jobId, string owner) =>
-        EndAsync(jobId, owner, JobStatus.Cancelled, JobEventTypes.Cancelled, null, null);
+    /// <summary>Marks a job cancelled; the steps it committed stay. <paramref name="ended"/> as in <see cref="FailAsync"/>.</summary>
+    public Task CancelledAsync(Guid jobId, string owner, Func<AfnioDbContext, Task>? ended = null) =>
+        EndAsync(jobId, owner, JobStatus.Cancelled, JobEventTypes.Cancelled, null, null, ended);
 
     /// <summary>Gives the lease up at once (on shutdown), so the next delivery can resume without waiting.</summary>
     public Task ReleaseAsync(Guid jobId, string owner)
@@ -134,7 +137,7 @@ public sealed class JobRecorder(AfnioDbContext db, TimeProvider clock, IOptions<
     }
 
     // Recording how a job ended must not be skipped because the job's own token was cancelled.
-    private async Task EndAsync(Guid jobId, string owner, JobStatus status, string eventType, string? code, string? message)
+    private async Task EndAsync(Guid jobId, string owner, JobStatus status, string eventType, string? code, string? message, Func<AfnioDbContext, Task>? ended)
     {
         var now = clock.GetUtcNow();
         if (message is { Length: > 4000 })
@@ -154,6 +157,10 @@ public sealed class JobRecorder(AfnioDbContext db, TimeProvider clock, IOptions<
         {
             object data = code is null ? new { } : new { error = new { code, message } };
             await db.AppendEventAsync(jobId, eventType, data, now, CancellationToken.None);
+            if (ended is not null)
+            {
+                await ended(db);
+            }
         }
 
         await tx.CommitAsync(CancellationToken.None);

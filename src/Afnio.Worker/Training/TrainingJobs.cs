@@ -67,7 +67,7 @@ public sealed partial class TrainingJobs(
 
     /// <inheritdoc />
     public Task FitAsync(Guid jobId, CancellationToken cancellationToken) =>
-        execution.RunAsync(jobId, "training_failed", "The training run failed", FitBodyAsync, db => MarkRunEndedAsync(db, jobId), cancellationToken);
+        execution.RunAsync(jobId, "training_failed", "The training run failed", FitBodyAsync, db => RunEnd.MarkEndedAsync(db, jobId, clock.GetUtcNow(), CancellationToken.None), cancellationToken);
 
     /// <inheritdoc />
     public Task TestAsync(Guid jobId, CancellationToken cancellationToken) =>
@@ -495,14 +495,6 @@ public sealed partial class TrainingJobs(
         return new RunUsage(paid.FirstOrDefault()?.Count ?? 0, paid.FirstOrDefault()?.Cost ?? 0m, perBatch.Count,
             perBatch.DefaultIfEmpty(0).Max(), perBatch.Count == 0 ? 0 : Math.Round(perBatch.Average(), 2),
             run.Config.BatchSize + (2 * run.Program.Parameters.Count) + 1);
-    }
-
-    // A run whose job ends without succeeding ends with it: cancelled when a cancel was asked, failed otherwise.
-    private async Task MarkRunEndedAsync(AfnioDbContext db, Guid jobId)
-    {
-        await using var tx = await db.Database.BeginTransactionAsync(CancellationToken.None);
-        await RunEnd.MarkEndedAsync(db, jobId, clock.GetUtcNow(), CancellationToken.None);
-        await tx.CommitAsync(CancellationToken.None);
     }
 
     internal static T Read<T>(string json) => JsonSerializer.Deserialize<T>(json, JobEventLog.Json)

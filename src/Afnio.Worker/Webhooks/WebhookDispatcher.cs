@@ -22,6 +22,7 @@ public sealed partial class WebhookDispatcher(
     IOptions<WebhookOptions> options, ILogger<WebhookDispatcher> log) : BackgroundService
 {
     private const int BatchSize = 200;
+    private static readonly TimeSpan MinimumWait = TimeSpan.FromMilliseconds(50);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -86,10 +87,14 @@ public sealed partial class WebhookDispatcher(
             return TimeSpan.Zero;
         }
 
-        var next = await db.WebhookDeliveries.Where(d => d.Status == WebhookDelivery.Pending && d.DispatchedAt == null)
+        var next = await db.WebhookDeliveries
+            .Where(d => d.Status == WebhookDelivery.Pending && d.DispatchedAt == null && (d.LeaseExpiresAt == null || d.LeaseExpiresAt < now))
             .MinAsync(d => d.NextAttemptAt, ct);
-        return next is { } at ? at - clock.GetUtcNow() : TimeSpan.MaxValue;
+        // Never spin: a row that is due but could not be taken (locked by another dispatcher) is looked at again shortly.
+        return next is { } at ? Max(at - clock.GetUtcNow(), MinimumWait) : TimeSpan.MaxValue;
     }
+
+    private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "The webhook dispatcher lost its database connection; retrying")]
     private static partial void LogFailed(ILogger logger, Exception exception);

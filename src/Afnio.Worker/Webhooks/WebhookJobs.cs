@@ -34,21 +34,22 @@ public sealed partial class WebhookJobs(
         }
 
         WebhookResponse response;
-        if (attempt.Refusal is { } refusal)
+        try
         {
-            response = new WebhookResponse(null, null, refusal, 0, null);
+            response = attempt.Refusal is { } refusal
+                ? new WebhookResponse(null, null, refusal, 0, null)
+                : await sender.SendAsync(attempt.Url, attempt.MessageId, attempt.StartedAt, attempt.Signature(), attempt.Payload, cancellationToken);
         }
-        else
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            try
-            {
-                response = await sender.SendAsync(attempt.Url, attempt.MessageId, attempt.StartedAt, attempt.Signature!, attempt.Payload, cancellationToken);
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                await InterruptAsync(attempt, owner);
-                throw;
-            }
+            await InterruptAsync(attempt, owner);
+            throw;
+        }
+        catch (Exception e)
+        {
+            // Every claimed attempt gets an outcome, so the delivery moves on along its schedule.
+            LogAttemptFailed(log, deliveryId, e);
+            response = new WebhookResponse(null, null, $"The attempt failed: {e.Message}", 0, null);
         }
 
         await RecordAsync(attempt, owner, response);
@@ -70,6 +71,7 @@ public sealed partial class WebhookJobs(
                 .SetProperty(d => d.LeaseOwner, owner)
                 .SetProperty(d => d.LeaseExpiresAt, leaseUntil)
                 .SetProperty(d => d.AttemptCount, d => d.AttemptCount + 1)
+                .SetProperty(d => d.DispatchedAt, now)
                 .SetProperty(d => d.UpdatedAt, now), ct);
         if (claimed == 0)
         {
@@ -102,16 +104,21 @@ public sealed partial class WebhookJobs(
         var messageId = PrefixedId.Format(PrefixedId.Event, delivery.EventId);
         if (!endpoint.Enabled)
         {
-            return new Attempt(delivery, row.Id, endpoint, messageId, payload, now, null, "The endpoint is disabled; retry the delivery after enabling it.");
+            return new Attempt(delivery, row.Id, endpoint, messageId, payload, now, () => string.Empty, "The endpoint is disabled; retry the delivery after enabling it.");
         }
 
-        var keys = new List<string> { secrets.Unprotect(endpoint.Secret) };
-        if (endpoint.PreviousSecret is { } previous && endpoint.PreviousSecretExpiresAt > now)
+        string Sign()
         {
-            keys.Add(secrets.Unprotect(previous));
+            var keys = new List<string> { secrets.Unprotect(endpoint.Secret) };
+            if (endpoint.PreviousSecret is { } previous && endpoint.PreviousSecretExpiresAt > now)
+            {
+                keys.Add(secrets.Unprotect(previous));
+            }
+
+            return WebhookSecrets.Sign(keys, messageId, now, payload);
         }
 
-        return new Attempt(delivery, row.Id, endpoint, messageId, payload, now, WebhookSecrets.Sign(keys, messageId, now, payload), null);
+        return new Attempt(delivery, row.Id, endpoint, messageId, payload, now, Sign, null);
     }
 
     private async Task RecordAsync(Attempt attempt, string owner, WebhookResponse response)
@@ -256,13 +263,16 @@ public sealed partial class WebhookJobs(
 
     private sealed record Attempt(
         WebhookDelivery Delivery, Guid AttemptId, WebhookEndpoint Endpoint, string MessageId, string Payload, DateTimeOffset StartedAt,
-        string? Signature, string? Refusal)
+        Func<string> Signature, string? Refusal)
     {
         public string Url => Endpoint.Url;
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Webhook delivery {DeliveryId} was taken over by another worker before its attempt was recorded")]
     private static partial void LogLeaseLost(ILogger logger, Guid deliveryId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Webhook delivery {DeliveryId}: the attempt failed before an answer")]
+    private static partial void LogAttemptFailed(ILogger logger, Guid deliveryId, Exception exception);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Webhook delivery {DeliveryId} to endpoint {EndpointId} failed for good: {Error}")]
     private static partial void LogGaveUp(ILogger logger, Guid deliveryId, Guid endpointId, string error);

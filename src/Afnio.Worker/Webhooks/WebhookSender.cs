@@ -80,6 +80,11 @@ public sealed class WebhookSender : IDisposable
             var blocked = Blocked(e);
             return new WebhookResponse(null, null, blocked?.Message ?? $"The request failed: {e.Message}", Elapsed(watch), null);
         }
+        catch (IOException e)
+        {
+            // The connection broke while the response was read (a receiver that cut its answer short).
+            return new WebhookResponse(null, null, $"The response could not be read: {e.Message}", Elapsed(watch), null);
+        }
     }
 
     public void Dispose() => _http.Dispose();

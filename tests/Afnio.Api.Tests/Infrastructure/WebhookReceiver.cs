@@ -15,7 +15,13 @@ namespace Afnio.Api.Tests.Infrastructure;
 public sealed record ReceivedWebhook(string Path, string? Id, string? Timestamp, string? Signature, string Body, DateTimeOffset ReceivedAt);
 
 /// <summary>How the receiver answers one request.</summary>
-public sealed record ReceiverReply(int Status, TimeSpan Delay = default, string? Location = null, string Body = "ok", string? RetryAfter = null);
+/// <param name="Status"></param>
+/// <param name="Delay"></param>
+/// <param name="Location"></param>
+/// <param name="Body"></param>
+/// <param name="RetryAfter"></param>
+/// <param name="CutShort">Promise a longer body than is sent, then drop the connection.</param>
+public sealed record ReceiverReply(int Status, TimeSpan Delay = default, string? Location = null, string Body = "ok", string? RetryAfter = null, bool CutShort = false);
 
 /// <summary>
 /// A webhook receiver on loopback, owned by the tests. It records every request, answers from a
@@ -146,6 +152,15 @@ public sealed class WebhookReceiver : IAsyncDisposable
         if (reply.RetryAfter is not null)
         {
             context.Response.Headers.RetryAfter = reply.RetryAfter;
+        }
+
+        if (reply.CutShort)
+        {
+            context.Response.ContentLength = reply.Body.Length + 100;
+            await context.Response.WriteAsync(reply.Body);
+            await context.Response.Body.FlushAsync();
+            context.Abort();
+            return;
         }
 
         await context.Response.WriteAsync(reply.Body);
