@@ -5,11 +5,15 @@
 #   OPENAI_API_KEY set:   real OpenAI calls with afnio's quickstart settings (this costs money).
 #   OPENAI_API_KEY unset: a SIMULATED model on loopback; its figures are not meaningful.
 #   DEMO_EPOCHS           epochs (default 5); AFNIO_PORT as for run.sh.
+#   DEMO_WEBHOOK_URL      with OpenAI: an https URL to receive the nightly schedule's signed webhooks.
+# Afterwards it schedules the same training nightly (02:00 Europe/Rome) with a webhook endpoint; the
+# simulated demo fires that schedule once and prints the signed webhooks it receives.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 port=${AFNIO_PORT:-8080}
 if [ -z "${OPENAI_API_KEY:-}" ]; then
   export Afnio__Models__AllowPrivateAddresses=true # the simulated model listens on loopback
+  export Afnio__Webhooks__AllowPrivateAddresses=true Afnio__Webhooks__AllowHttp=true # and so does the demo's webhook receiver
 fi
 log=.afnio/demo-service.log
 mkdir -p .afnio

@@ -20,7 +20,7 @@ if [ -z "${AFNIO_TEST_POSTGRES:-}" ]; then
   port=$(free_port)
   pg_data="$work/pg/data"
   echo "==> starting a throwaway PostgreSQL on 127.0.0.1:$port"
-  pg_start "$pg_data" "$port" "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+  pg_start "$pg_data" "$port" "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=500" \
     || { echo "error: could not start PostgreSQL"; cat "$work/pg/postgres.log" 2>/dev/null; echo "tests: 0 passed, 1 failed, 0 skipped"; exit 1; }
   export AFNIO_TEST_POSTGRES="Host=127.0.0.1;Port=$port;Database=postgres;Username=afnio;Password=afnio"
 fi

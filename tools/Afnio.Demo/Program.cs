@@ -19,6 +19,7 @@ var epochs = int.TryParse(Environment.GetEnvironmentVariable("DEMO_EPOCHS"), out
 var simulated = string.IsNullOrEmpty(openAiKey);
 
 WebApplication? simulator = null;
+var received = System.Threading.Channels.Channel.CreateUnbounded<Webhook>();
 string baseUrl;
 if (simulated)
 {
@@ -27,6 +28,13 @@ if (simulated)
     builder.WebHost.UseUrls("http://127.0.0.1:0");
     simulator = builder.Build();
     simulator.MapPost("/v1/chat/completions", (JsonElement body) => Microsoft.AspNetCore.Http.Results.Json(SimulatedModel.Complete(body)));
+    simulator.MapPost("/webhooks", async (Microsoft.AspNetCore.Http.HttpRequest request) =>
+    {
+        using var reader = new StreamReader(request.Body);
+        received.Writer.TryWrite(new Webhook(request.Headers["webhook-id"].ToString(), request.Headers["webhook-timestamp"].ToString(),
+            request.Headers["webhook-signature"].ToString(), await reader.ReadToEndAsync()));
+        return Microsoft.AspNetCore.Http.Results.NoContent();
+    });
     await simulator.StartAsync();
     baseUrl = simulator.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First() + "/v1";
     Console.WriteLine("""
@@ -72,7 +80,7 @@ async Task<string> ModelAsync(string name) => (await PostAsync(http, "v1/models"
 var forward = await ModelAsync("gpt-4.1-nano");
 var reasoning = await ModelAsync("gpt-5");
 
-var run = await PostAsync(http, "v1/runs", new
+var runBody = new
 {
     name = "facility sentiment",
     program_id = program["id"]!.GetValue<string>(),
@@ -90,7 +98,8 @@ var run = await PostAsync(http, "v1/runs", new
     seed = 42,
     promote = true,
     test = true,
-});
+};
+var run = await PostAsync(http, "v1/runs", runBody);
 var jobId = run["job_id"]!.GetValue<string>();
 Console.WriteLine($"Run {run["id"]} started (job {jobId}); baseline validation of production, then {epochs} epochs of 2 batches.\n");
 
@@ -143,6 +152,42 @@ Console.WriteLine($"Calls: {usage["calls"]} in all; per training batch at most {
 Console.WriteLine($"Promotion: {summary["promotion"]!["reason"]}");
 var production = await GetAsync(http, $"v1/programs/{program["id"]}");
 Console.WriteLine($"Production prompt v{production["version"]}:\n  {production["parameters"]!["sentiment_task"]!["value"]}");
+// The unattended loop: the same training every night at 02:00 in Rome on the latest data, and a
+// signed webhook when it promotes a better prompt. The simulated demo receives the webhooks itself
+// and fires the schedule once now; with OpenAI, set DEMO_WEBHOOK_URL to receive them.
+var hookUrl = simulated ? $"{baseUrl[..^"/v1".Length]}/webhooks" : Environment.GetEnvironmentVariable("DEMO_WEBHOOK_URL");
+if (hookUrl is { Length: > 0 })
+{
+    var endpoint = await PostAsync(http, "v1/webhook_endpoints", new
+    {
+        url = hookUrl,
+        events = JsonNode.Parse("[\"schedule.fired\", \"run.succeeded\", \"run.failed\", \"program.promoted\"]"),
+        description = "facility demo",
+    });
+    var secret = endpoint["secret"]!.GetValue<string>();
+    Console.WriteLine($"\nWebhook endpoint {endpoint["id"]} -> {hookUrl} (secret {secret[..10]}…, shown once)");
+    var template = JsonNode.Parse(JsonSerializer.Serialize(runBody))!.AsObject();
+    template.Remove("name");
+    var schedule = await PostAsync(http, "v1/schedules", new { name = "nightly facility", cron = "0 2 * * *", timezone = "Europe/Rome", run_template = template });
+    Console.WriteLine($"Schedule {schedule["id"]}: 0 2 * * * in Europe/Rome, next run at {DateTimeOffset.FromUnixTimeSeconds(schedule["next_run_at"]!.GetValue<long>()):u}");
+    if (simulated)
+    {
+        var firing = await PostAsync(http, $"v1/schedules/{schedule["id"]}/trigger", new { });
+        Console.WriteLine($"Fired it once now: run {firing["run_id"]}. Webhooks received (signatures checked here with HMAC-SHA256):");
+        using var wait = new CancellationTokenSource(TimeSpan.FromMinutes(10));
+        await foreach (var hook in received.Reader.ReadAllAsync(wait.Token))
+        {
+            var body = JsonNode.Parse(hook.Body)!;
+            var type = body["type"]!.GetValue<string>();
+            Console.WriteLine($"  {type,-17} {body["data"]!.ToJsonString()}  signature {(hook.Verify(secret) ? "valid" : "INVALID")}");
+            if (type is "run.succeeded" or "run.failed")
+            {
+                break;
+            }
+        }
+    }
+}
+
 if (simulated)
 {
     Console.WriteLine("\n(SIMULATED MODEL: the figures above are not meaningful.)");
@@ -173,4 +218,15 @@ static async Task<JsonNode> GetAsync(HttpClient client, string path)
     using var response = await client.GetAsync(path);
     var text = await response.Content.ReadAsStringAsync();
     return response.IsSuccessStatusCode ? JsonNode.Parse(text)! : throw new InvalidOperationException($"GET {path}: {(int)response.StatusCode} {text}");
+}
+
+/// <summary>A webhook as it arrived, verified per Standard Webhooks with the BCL's HMAC.</summary>
+internal sealed record Webhook(string Id, string Timestamp, string Signature, string Body)
+{
+    public bool Verify(string secret)
+    {
+        var key = Convert.FromBase64String(secret["whsec_".Length..]);
+        var expected = Convert.ToBase64String(System.Security.Cryptography.HMACSHA256.HashData(key, System.Text.Encoding.UTF8.GetBytes($"{Id}.{Timestamp}.{Body}")));
+        return Signature.Split(' ').Any(s => s == $"v1,{expected}");
+    }
 }

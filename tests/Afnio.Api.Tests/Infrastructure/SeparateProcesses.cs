@@ -38,6 +38,7 @@ public sealed class SeparateProcesses : IAsyncDisposable
             ["Afnio__Jobs__LeaseSeconds"] = "3",
             ["Afnio__Jobs__RecoveryIntervalSeconds"] = "1",
             ["Afnio__Jobs__MonitorIntervalMs"] = "100",
+            ["Afnio__Webhooks__WorkerCount"] = "2",
         };
         var port = ProcessHost.FreePort();
         var api = ProcessHost.Start("src/Afnio.Api", new Dictionary<string, string>(environment)

@@ -18,7 +18,16 @@ public class WorkerApp : AfnioApiFactory
         ["Afnio:Jobs:LeaseSeconds"] = "3",
         ["Afnio:Jobs:MonitorIntervalMs"] = "100",
         ["Afnio:Jobs:RecoveryIntervalSeconds"] = "1",
+        // Each waiting Hangfire worker holds a connection (long polling); the test server's are counted.
+        ["Afnio:Webhooks:WorkerCount"] = "2",
     };
+
+    protected override async Task DisposeFixtureAsync()
+    {
+        await base.DisposeFixtureAsync();
+        // The host's pools stay open after it stops; on a database used by no one else they only hold connections.
+        Npgsql.NpgsqlConnection.ClearAllPools();
+    }
 
     /// <summary>The connection string of this host's own database.</summary>
     public string OwnDatabase => _ownDatabase;
