@@ -12443,9 +12443,12 @@ namespace Afnio.Client
         [System.ComponentModel.DataAnnotations.Required(AllowEmptyStrings = true)]
         public string Model_id { get; set; }
 
+        /// <summary>
+        /// A JSON object.
+        /// </summary>
         [System.Text.Json.Serialization.JsonPropertyName("completion_args")]
         [System.ComponentModel.DataAnnotations.Required]
-        public System.Collections.Generic.IDictionary<string, JsonNode> Completion_args { get; set; } = new System.Collections.Generic.Dictionary<string, JsonNode>();
+        public object Completion_args { get; set; } = new object();
 
         [System.Text.Json.Serialization.JsonPropertyName("object")]
         [System.ComponentModel.DataAnnotations.Required(AllowEmptyStrings = true)]
@@ -13674,31 +13677,6 @@ namespace Afnio.Client
 
     }
 
-    [System.CodeDom.Compiler.GeneratedCode("NJsonSchema", "14.7.1.0 (NJsonSchema v11.6.1.0 (Newtonsoft.Json v13.0.0.0))")]
-    public partial class JsonNode
-    {
-
-        [System.Text.Json.Serialization.JsonPropertyName("options")]
-        public JsonNodeOptions Options { get; set; }
-
-        [System.Text.Json.Serialization.JsonPropertyName("parent")]
-        public JsonNode Parent { get; set; }
-
-        [System.Text.Json.Serialization.JsonPropertyName("root")]
-        [System.ComponentModel.DataAnnotations.Required]
-        public JsonNode Root { get; set; } = new JsonNode();
-
-    }
-
-    [System.CodeDom.Compiler.GeneratedCode("NJsonSchema", "14.7.1.0 (NJsonSchema v11.6.1.0 (Newtonsoft.Json v13.0.0.0))")]
-    public partial class JsonNodeOptions
-    {
-
-        [System.Text.Json.Serialization.JsonPropertyName("property_name_case_insensitive")]
-        public bool Property_name_case_insensitive { get; set; }
-
-    }
-
     /// <summary>
     /// Logs one metric value, as afnio's `run.log(name, value, step)`.
     /// </summary>
@@ -13836,9 +13814,12 @@ namespace Afnio.Client
         [System.Text.Json.Serialization.JsonPropertyName("organization")]
         public string Organization { get; set; }
 
+        /// <summary>
+        /// A JSON object.
+        /// </summary>
         [System.Text.Json.Serialization.JsonPropertyName("default_completion_args")]
         [System.ComponentModel.DataAnnotations.Required]
-        public System.Collections.Generic.IDictionary<string, JsonNode> Default_completion_args { get; set; } = new System.Collections.Generic.Dictionary<string, JsonNode>();
+        public object Default_completion_args { get; set; } = new object();
 
         [System.Text.Json.Serialization.JsonPropertyName("max_concurrency")]
         public int Max_concurrency { get; set; }
@@ -14087,9 +14068,12 @@ namespace Afnio.Client
         [System.Text.Json.Serialization.JsonPropertyName("messages")]
         public System.Collections.Generic.ICollection<OptimizerMessageResponse> Messages { get; set; }
 
+        /// <summary>
+        /// A JSON object.
+        /// </summary>
         [System.Text.Json.Serialization.JsonPropertyName("inputs")]
         [System.ComponentModel.DataAnnotations.Required]
-        public System.Collections.Generic.IDictionary<string, JsonNode> Inputs { get; set; } = new System.Collections.Generic.Dictionary<string, JsonNode>();
+        public object Inputs { get; set; } = new object();
 
         [System.Text.Json.Serialization.JsonPropertyName("constraints")]
         [System.ComponentModel.DataAnnotations.Required]
@@ -14098,9 +14082,12 @@ namespace Afnio.Client
         [System.Text.Json.Serialization.JsonPropertyName("momentum")]
         public int Momentum { get; set; }
 
+        /// <summary>
+        /// A JSON object.
+        /// </summary>
         [System.Text.Json.Serialization.JsonPropertyName("completion_args")]
         [System.ComponentModel.DataAnnotations.Required]
-        public System.Collections.Generic.IDictionary<string, JsonNode> Completion_args { get; set; } = new System.Collections.Generic.Dictionary<string, JsonNode>();
+        public object Completion_args { get; set; } = new object();
 
     }
 
@@ -14176,9 +14163,12 @@ namespace Afnio.Client
         [System.Text.Json.Serialization.JsonPropertyName("messages")]
         public System.Collections.Generic.ICollection<OptimizerMessageResponse> Messages { get; set; }
 
+        /// <summary>
+        /// A JSON object.
+        /// </summary>
         [System.Text.Json.Serialization.JsonPropertyName("inputs")]
         [System.ComponentModel.DataAnnotations.Required]
-        public System.Collections.Generic.IDictionary<string, JsonNode> Inputs { get; set; } = new System.Collections.Generic.Dictionary<string, JsonNode>();
+        public object Inputs { get; set; } = new object();
 
         [System.Text.Json.Serialization.JsonPropertyName("constraints")]
         [System.ComponentModel.DataAnnotations.Required]
@@ -14187,9 +14177,12 @@ namespace Afnio.Client
         [System.Text.Json.Serialization.JsonPropertyName("momentum")]
         public int Momentum { get; set; }
 
+        /// <summary>
+        /// A JSON object.
+        /// </summary>
         [System.Text.Json.Serialization.JsonPropertyName("completion_args")]
         [System.ComponentModel.DataAnnotations.Required]
-        public System.Collections.Generic.IDictionary<string, JsonNode> Completion_args { get; set; } = new System.Collections.Generic.Dictionary<string, JsonNode>();
+        public object Completion_args { get; set; } = new object();
 
     }
 
@@ -15100,9 +15093,12 @@ namespace Afnio.Client
         [System.Text.Json.Serialization.JsonPropertyName("messages")]
         public System.Collections.Generic.ICollection<OptimizerMessageResponse> Messages { get; set; }
 
+        /// <summary>
+        /// A JSON object.
+        /// </summary>
         [System.Text.Json.Serialization.JsonPropertyName("inputs")]
         [System.ComponentModel.DataAnnotations.Required]
-        public System.Collections.Generic.IDictionary<string, JsonNode> Inputs { get; set; } = new System.Collections.Generic.Dictionary<string, JsonNode>();
+        public object Inputs { get; set; } = new object();
 
         [System.Text.Json.Serialization.JsonPropertyName("constraints")]
         [System.ComponentModel.DataAnnotations.Required]
@@ -15111,9 +15107,12 @@ namespace Afnio.Client
         [System.Text.Json.Serialization.JsonPropertyName("momentum")]
         public int Momentum { get; set; }
 
+        /// <summary>
+        /// A JSON object.
+        /// </summary>
         [System.Text.Json.Serialization.JsonPropertyName("completion_args")]
         [System.ComponentModel.DataAnnotations.Required]
-        public System.Collections.Generic.IDictionary<string, JsonNode> Completion_args { get; set; } = new System.Collections.Generic.Dictionary<string, JsonNode>();
+        public object Completion_args { get; set; } = new object();
 
     }
 

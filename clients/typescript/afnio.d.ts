@@ -1122,9 +1122,8 @@ export interface components {
         /** @description The project's backward model. */
         BackwardModelResponse: {
             model_id: string;
-            completion_args: {
-                [key: string]: components["schemas"]["JsonNode"];
-            };
+            /** @description A JSON object. */
+            completion_args: Record<string, never>;
             readonly object: string;
         };
         /** @description Starts a backward pass. */
@@ -1584,14 +1583,6 @@ export interface components {
         };
         /** @enum {string} */
         JobStatus: "queued" | "running" | "succeeded" | "failed" | "cancelling" | "cancelled";
-        JsonNode: {
-            options?: components["schemas"]["JsonNodeOptions"];
-            parent?: components["schemas"]["JsonNode"];
-            root: components["schemas"]["JsonNode"];
-        };
-        JsonNodeOptions: {
-            property_name_case_insensitive: boolean;
-        };
         /** @description Logs one metric value, as afnio's `run.log(name, value, step)`. */
         LogMetricRequest: {
             name?: string | null;
@@ -1643,9 +1634,8 @@ export interface components {
             has_api_key: boolean;
             api_key_hint?: string | null;
             organization?: string | null;
-            default_completion_args: {
-                [key: string]: components["schemas"]["JsonNode"];
-            };
+            /** @description A JSON object. */
+            default_completion_args: Record<string, never>;
             /** Format: int32 */
             max_concurrency: number;
             /** Format: int32 */
@@ -1731,15 +1721,13 @@ export interface components {
         OptimizerSettings: {
             model_id: string;
             messages?: components["schemas"]["OptimizerMessageResponse"][] | null;
-            inputs: {
-                [key: string]: components["schemas"]["JsonNode"];
-            };
+            /** @description A JSON object. */
+            inputs: Record<string, never>;
             constraints: string[];
             /** Format: int32 */
             momentum: number;
-            completion_args: {
-                [key: string]: components["schemas"]["JsonNode"];
-            };
+            /** @description A JSON object. */
+            completion_args: Record<string, never>;
         };
         /** @description A parameter group: parameters and the settings that differ from the defaults. */
         ParamGroupRequest: {
@@ -1771,15 +1759,13 @@ export interface components {
             params: string[];
             model_id: string;
             messages?: components["schemas"]["OptimizerMessageResponse"][] | null;
-            inputs: {
-                [key: string]: components["schemas"]["JsonNode"];
-            };
+            /** @description A JSON object. */
+            inputs: Record<string, never>;
             constraints: string[];
             /** Format: int32 */
             momentum: number;
-            completion_args: {
-                [key: string]: components["schemas"]["JsonNode"];
-            };
+            /** @description A JSON object. */
+            completion_args: Record<string, never>;
         };
         ParamStateDict: {
             momentum_buffer: components["schemas"]["MomentumEntryResponse"][];
@@ -2134,15 +2120,13 @@ export interface components {
             params: number[];
             model_id: string;
             messages?: components["schemas"]["OptimizerMessageResponse"][] | null;
-            inputs: {
-                [key: string]: components["schemas"]["JsonNode"];
-            };
+            /** @description A JSON object. */
+            inputs: Record<string, never>;
             constraints: string[];
             /** Format: int32 */
             momentum: number;
-            completion_args: {
-                [key: string]: components["schemas"]["JsonNode"];
-            };
+            /** @description A JSON object. */
+            completion_args: Record<string, never>;
         };
         /** @description One past iteration in a state dict. */
         StateDictMomentumEntry: {

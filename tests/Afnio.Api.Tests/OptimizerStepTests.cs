@@ -516,7 +516,7 @@ public sealed partial class OptimizerStepTests : IClassFixture<ModelWorkerApp>
     }
 
     // Forward answers follow the system prompt; feedback and the optimizer ask for, then write, upper case.
-    private static FakeReply Loop(JsonElement request) => FakeOpenAiServer.MessageText(request, "system") switch
+    internal static FakeReply Loop(JsonElement request) => FakeOpenAiServer.MessageText(request, "system") switch
     {
         EvaluatorFeedback.SystemPrompt => FakeReply.Text("The answer must be in capital letters."),
         FeedbackPrompts.GradientEngineSystemPrompt => FakeReply.Text("Ask for UPPERCASE answers."),

@@ -58,6 +58,9 @@ public static class OpenApiSetup
                 Examples = [JsonValue.Create("You are a helpful assistant.")!],
             });
             o.MapType<JsonElement>(() => new OpenApiSchema { Description = "Any JSON value." });
+            // Completion args and optimizer inputs are free-form objects, not System.Text.Json's node classes.
+            o.MapType<JsonObject>(() => new OpenApiSchema { Type = JsonSchemaType.Object, AdditionalPropertiesAllowed = true, Description = "A JSON object." });
+            o.MapType<JsonNode>(() => new OpenApiSchema { Description = "Any JSON value." });
             o.CustomSchemaIds(SchemaId);
             o.OperationFilter<IdempotencyKeyHeaderFilter>();
             o.OperationFilter<TextResponsesFilter>();
