@@ -3,14 +3,32 @@
 #   clients/csharp/AfnioClient.g.cs   NSwag, System.Text.Json (compiled and exercised by the tests)
 #   clients/typescript/afnio.d.ts     openapi-typescript types (needs Node.js and npm)
 # After an API change: AFNIO_UPDATE_OPENAPI=1 scripts/test.sh, then this script.
+# With --check: only verifies that the committed C# client is what the document generates (CI runs this;
+# the tests check that the document is what the API serves), and changes nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+csharp() {
+  dotnet nswag openapi2csclient /input:docs/openapi.json "/output:$1" \
+    /namespace:Afnio.Client /className:AfnioClient /jsonLibrary:SystemTextJson \
+    /generateClientInterfaces:true /generateOptionalParameters:true /useBaseUrl:false \
+    /operationGenerationMode:SingleClientFromOperationId /generateExceptionClasses:true >/dev/null
+}
+
 dotnet tool restore >/dev/null
-dotnet nswag openapi2csclient /input:docs/openapi.json /output:clients/csharp/AfnioClient.g.cs \
-  /namespace:Afnio.Client /className:AfnioClient /jsonLibrary:SystemTextJson \
-  /generateClientInterfaces:true /generateOptionalParameters:true /useBaseUrl:false \
-  /operationGenerationMode:SingleClientFromOperationId /generateExceptionClasses:true
+if [ "${1:-}" = "--check" ]; then
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  csharp "$tmp/AfnioClient.g.cs"
+  if ! diff -q "$tmp/AfnioClient.g.cs" clients/csharp/AfnioClient.g.cs >/dev/null; then
+    echo "error: clients/csharp/AfnioClient.g.cs is stale; run scripts/generate-clients.sh"
+    exit 1
+  fi
+  echo "clients/csharp/AfnioClient.g.cs matches docs/openapi.json"
+  exit 0
+fi
+
+csharp clients/csharp/AfnioClient.g.cs
 echo "wrote clients/csharp/AfnioClient.g.cs"
 
 if command -v npx >/dev/null 2>&1; then

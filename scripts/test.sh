@@ -38,6 +38,11 @@ if ! dotnet format Afnio.sln --verify-no-changes --no-restore -v quiet; then
   failed_steps=$((failed_steps + 1))
 fi
 
+echo "==> generated C# client is current"
+if ! bash scripts/generate-clients.sh --check; then
+  failed_steps=$((failed_steps + 1))
+fi
+
 echo "==> dotnet test"
 log="$work/test.log"
 dotnet test Afnio.sln -c Release --no-build --nologo "$@" 2>&1 | tee "$log"
