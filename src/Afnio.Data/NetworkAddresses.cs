@@ -86,4 +86,19 @@ public static class NetworkAddresses
 }
 
 /// <summary>A connection refused because its address is not public and private addresses are not allowed.</summary>
-public sealed class BlockedAddressException(string message) : Exception(message);
+public sealed class BlockedAddressException(string message) : Exception(message)
+{
+    /// <summary>The refusal somewhere in <paramref name="e"/>'s chain of inner exceptions (HTTP clients wrap it), or null.</summary>
+    public static BlockedAddressException? Find(Exception? e)
+    {
+        for (; e is not null; e = e.InnerException)
+        {
+            if (e is BlockedAddressException blocked)
+            {
+                return blocked;
+            }
+        }
+
+        return null;
+    }
+}

@@ -46,12 +46,8 @@ public sealed class WebhookCrashTests
         }
 
         var endpointId = endpoint.GetProperty("id").GetString()!;
-        JsonElement delivery = default;
-        await Eventually.UntilAsync(async () =>
-        {
-            delivery = Assert.Single((await project.Client.GetJsonAsync($"/v1/webhook_endpoints/{endpointId}/deliveries")).GetProperty("data").EnumerateArray());
-            return delivery.GetProperty("status").GetString() == "succeeded";
-        }, TimeSpan.FromSeconds(30), () => $"{delivery}\n{processes.Worker.Output}", pollMs: 100);
+        var delivery = await WebhookDeliveryTests.SettledDeliveryAsync(project, endpointId);
+        Assert.True(delivery.GetProperty("status").GetString() == "succeeded", $"{delivery}\n{processes.Worker.Output}");
         var attempts = delivery.GetProperty("attempts").EnumerateArray().ToList();
         Assert.Equal(["interrupted", "succeeded"], attempts.Select(a => a.GetProperty("status").GetString()));
         Assert.Equal([1, 2], attempts.Select(a => a.GetProperty("number").GetInt32()));

@@ -81,14 +81,7 @@ public static class SchedulesApi
         [AsParameters] PageQuery page, AfnioDbContext db, ProjectContext project, TimeProvider clock, CancellationToken ct)
     {
         var (rows, limit) = await db.Schedules.AsNoTracking().Where(s => s.ProjectId == project.ProjectId).FetchPageAsync(PrefixedId.Schedule, page, ct);
-        var now = clock.GetUtcNow();
-        var responses = new List<ScheduleResponse>(rows.Count);
-        foreach (var row in rows)
-        {
-            responses.Add(await ToResponseAsync(db, row, now, ct));
-        }
-
-        return TypedResults.Ok(Paging.ToList(responses, limit, s => s.Id));
+        return TypedResults.Ok(Paging.ToList(await ToResponsesAsync(db, rows, clock.GetUtcNow(), ct), limit, s => s.Id));
     }
 
     public static async Task<Ok<ScheduleResponse>> GetSchedule(string id, AfnioDbContext db, ProjectContext project, TimeProvider clock, CancellationToken ct) =>
@@ -101,8 +94,7 @@ public static class SchedulesApi
         var now = clock.GetUtcNow();
         await using var tx = await db.Database.BeginTransactionAsync(ct);
         // Under the row's lock: a firing or another PATCH in between must not be overwritten from a stale read.
-        var found = await FindAsync(db, project, id, ct);
-        var schedule = await db.Schedules.FromSql($"SELECT * FROM schedules WHERE id = {found.Id} FOR UPDATE").AsNoTracking().SingleAsync(ct);
+        var schedule = await FindAsync(db, project, id, ct, forUpdate: true);
         var name = request.Name is null ? schedule.Name : RunsApi.Text(request.Name, 180, "name");
         var description = request.Description is null ? schedule.Description : RunsApi.Text(request.Description, 2000, "description");
         var cron = request.Cron is null ? schedule.Cron : ScheduleCron.Normalize(request.Cron);
@@ -271,19 +263,40 @@ public static class SchedulesApi
 
     private static string Under(string? param) => param is null ? "run_template" : $"run_template.{param}";
 
-    private static async Task<Schedule> FindAsync(AfnioDbContext db, ProjectContext project, string id, CancellationToken ct) =>
-        PrefixedId.TryParse(PrefixedId.Schedule, id, out var guid)
-            ? await db.Schedules.AsNoTracking().SingleOrDefaultAsync(s => s.Id == guid && s.ProjectId == project.ProjectId, ct)
-                ?? throw ApiException.NotFound("schedule", "id")
-            : throw ApiException.NotFound("schedule", "id");
-
-    private static async Task<ScheduleResponse> ToResponseAsync(AfnioDbContext db, Schedule s, DateTimeOffset now, CancellationToken ct)
+    private static async Task<Schedule> FindAsync(AfnioDbContext db, ProjectContext project, string id, CancellationToken ct, bool forUpdate = false)
     {
-        var recent = await db.ScheduleFirings.AsNoTracking().Where(f => f.ScheduleId == s.Id).OrderByDescending(f => f.Id).Take(RecentFirings).ToListAsync(ct);
-        using var template = JsonDocument.Parse(s.RunTemplate);
-        var next = s.Enabled ? ScheduleCron.Of(s).Next(now) : null;
-        return new(PrefixedId.Format(PrefixedId.Schedule, s.Id), s.Name, s.Description, s.Cron, s.TimeZone, template.RootElement.Clone(), s.Enabled,
-            s.AllowOverlap, UnixTime.Of(next), await ToResponsesAsync(db, recent, ct), UnixTime.Of(s.CreatedAt), UnixTime.Of(s.UpdatedAt));
+        if (!PrefixedId.TryParse(PrefixedId.Schedule, id, out var guid))
+        {
+            throw ApiException.NotFound("schedule", "id");
+        }
+
+        var query = forUpdate
+            ? db.Schedules.FromSql($"SELECT * FROM schedules WHERE id = {guid} FOR UPDATE")
+            : db.Schedules;
+        return await query.AsNoTracking().SingleOrDefaultAsync(s => s.Id == guid && s.ProjectId == project.ProjectId, ct)
+            ?? throw ApiException.NotFound("schedule", "id");
+    }
+
+    private static async Task<ScheduleResponse> ToResponseAsync(AfnioDbContext db, Schedule s, DateTimeOffset now, CancellationToken ct) =>
+        (await ToResponsesAsync(db, [s], now, ct))[0];
+
+    // One query for the recent firings of every schedule on the page, one for their runs, one for the runs' jobs.
+    private static async Task<List<ScheduleResponse>> ToResponsesAsync(AfnioDbContext db, IReadOnlyList<Schedule> schedules, DateTimeOffset now, CancellationToken ct)
+    {
+        var ids = schedules.Select(s => s.Id).ToList();
+        // The last few of each: firings with fewer than RecentFirings newer ones of the same schedule.
+        var recent = await db.ScheduleFirings.AsNoTracking()
+            .Where(f => ids.Contains(f.ScheduleId) && db.ScheduleFirings.Count(n => n.ScheduleId == f.ScheduleId && n.Id > f.Id) < RecentFirings)
+            .OrderByDescending(f => f.Id).ToListAsync(ct);
+        var firings = (await ToResponsesAsync(db, recent, ct)).ToLookup(f => f.ScheduleId);
+        return [.. schedules.Select(s =>
+        {
+            using var template = JsonDocument.Parse(s.RunTemplate);
+            var id = PrefixedId.Format(PrefixedId.Schedule, s.Id);
+            var next = s.Enabled ? ScheduleCron.Of(s).Next(now) : null;
+            return new ScheduleResponse(id, s.Name, s.Description, s.Cron, s.TimeZone, template.RootElement.Clone(), s.Enabled,
+                s.AllowOverlap, UnixTime.Of(next), [.. firings[id]], UnixTime.Of(s.CreatedAt), UnixTime.Of(s.UpdatedAt));
+        })];
     }
 
     private static async Task<List<ScheduleFiringResponse>> ToResponsesAsync(AfnioDbContext db, IReadOnlyList<ScheduleFiring> rows, CancellationToken ct)

@@ -57,7 +57,7 @@ public sealed class OpenAiTransport(IOptions<ModelOptions> options)
         }
         catch (Exception e) when (e is ClientResultException or HttpRequestException)
         {
-            return Blocked(e) is { } blocked
+            return BlockedAddressException.Find(e) is { } blocked
                 ? new AttemptResult.Permanent(blocked.Message)
                 : new AttemptResult.Transient($"The provider could not be reached: {e.Message}", null);
         }
@@ -102,19 +102,6 @@ public sealed class OpenAiTransport(IOptions<ModelOptions> options)
 
         // The model named here is only the SDK's default: the protocol call sends our body as it is.
         return new ChatClient("unused", new ApiKeyCredential(model.ApiKey is { Length: > 0 } key ? key : "none"), clientOptions);
-    }
-
-    private static BlockedAddressException? Blocked(Exception? e)
-    {
-        for (; e is not null; e = e.InnerException)
-        {
-            if (e is BlockedAddressException blocked)
-            {
-                return blocked;
-            }
-        }
-
-        return null;
     }
 
     private static bool IsTransient(int status) =>

@@ -77,7 +77,7 @@ public sealed class WebhookSender : IDisposable
         }
         catch (HttpRequestException e)
         {
-            var blocked = Blocked(e);
+            var blocked = BlockedAddressException.Find(e);
             return new WebhookResponse(null, null, blocked?.Message ?? $"The request failed: {e.Message}", Elapsed(watch), null);
         }
         catch (IOException e)
@@ -112,16 +112,4 @@ public sealed class WebhookSender : IDisposable
 
     private static int Elapsed(Stopwatch watch) => (int)Math.Min(int.MaxValue, watch.ElapsedMilliseconds);
 
-    private static BlockedAddressException? Blocked(Exception? e)
-    {
-        for (; e is not null; e = e.InnerException)
-        {
-            if (e is BlockedAddressException blocked)
-            {
-                return blocked;
-            }
-        }
-
-        return null;
-    }
 }
