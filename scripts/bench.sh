@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Benchmarks the service as the run script starts it (API and worker as separate processes, on a
 # fresh PostgreSQL under a temporary folder), over loopback, with bounded request counts.
-#   scripts/bench.sh [REQUESTS=2000] [CONCURRENCY=16] [GRAPH_NODES=10000]
+#   scripts/bench.sh [REQUESTS=2000] [CONCURRENCY=16] [GRAPH_NODES=10000]   latency tables
+#   scripts/bench.sh llm | optimizer                                         one language-model scenario
+#   scripts/bench.sh proof                                                   P1–P7 as a Markdown table (bench/run.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 home=$(mktemp -d /tmp/afnio-bench.XXXXXX); chmod 755 "$home"
@@ -22,6 +24,7 @@ dotnet build bench/Afnio.Bench -c Release -nologo -v quiet -clp:ErrorsOnly
 # The graph benchmark reads job timestamps from the database and the worker's peak memory from /proc.
 export AFNIO_BENCH_DATABASE="Host=127.0.0.1;Port=$AFNIO_PG_PORT;Database=afnio;Username=afnio;Password=afnio"
 export AFNIO_BENCH_WORKER_PID=$(cat "$home/worker.pid" 2>/dev/null || echo "")
+export AFNIO_BENCH_WORKER_DLL=$PWD/src/Afnio.Worker/bin/Release/net10.0/Afnio.Worker.dll  # P7 starts a second worker
 dotnet bench/Afnio.Bench/bin/Release/net10.0/Afnio.Bench.dll "http://127.0.0.1:$port" "$(cat "$home/admin-key")" "$@"
 cp "$home/run.log" "${AFNIO_BENCH_LOG:-/tmp/afnio-bench-run.log}"
 grep -o "Backward job [0-9a-f-]*: [0-9]* nodes.*" "$home/run.log" | sort -t: -k2 -n | tail -1 | sed 's/^/worker log: /' || true

@@ -11,7 +11,10 @@ namespace Afnio.Bench;
 /// </summary>
 internal static class BackwardBench
 {
-    public static async Task RunAsync(HttpClient http, int nodes, int concurrency)
+    /// <summary>What one pass over the large graph took.</summary>
+    public sealed record PassResult(int Nodes, double Seconds, double? WorkerPeakMegabytes);
+
+    public static async Task<PassResult> RunAsync(HttpClient http, int nodes, int concurrency)
     {
         // sum(add(a_i, b_i) for i in 1..n): 2n AccumulateGrad + n AddBackward0 + 1 SumBackward0 nodes.
         var pairs = Math.Max(1, (nodes - 1) / 3);
@@ -30,6 +33,8 @@ internal static class BackwardBench
         var feedback = await VariableAsync(http, "The answers are too long.", "feedback");
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"graph built in {build.Elapsed.TotalSeconds:F1} s"));
 
+        // The worker's peak memory is read for this pass only: the kernel resets its high-water mark on request.
+        ResetWorkerPeak();
         var pass = Stopwatch.StartNew();
         var job = await BenchProgram.PostAsync(http, "/v1/backward", new { variables = new[] { root }, grad_variables = new[] { feedback } });
         var done = await WaitAsync(http, job.GetProperty("id").GetString()!);
@@ -43,23 +48,24 @@ internal static class BackwardBench
             $"backward pass: {done.GetProperty("progress").GetProperty("total").GetInt32()} nodes, " +
             $"{done.GetProperty("result").GetProperty("gradients_appended").GetInt32()} gradients, " +
             $"wall time {pass.Elapsed.TotalSeconds:F2} s (POST /v1/backward → job seen succeeded)"));
-        if (WorkerPeakMegabytes() is { } peak)
+        var peak = WorkerPeakMegabytes();
+        if (peak is { } megabytes)
         {
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"worker peak memory (VmHWM since start): {peak:F0} MB"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"worker peak memory during the pass (VmHWM): {megabytes:F0} MB"));
         }
 
-        await PickupLatencyAsync(http);
+        return new PassResult(done.GetProperty("progress").GetProperty("total").GetInt32(), pass.Elapsed.TotalSeconds, peak);
     }
 
     // Sequential tiny passes: each waits only for a worker to notice it. The times come from the
     // jobs table (created by the API, claimed by the worker), with microsecond resolution.
-    private static async Task PickupLatencyAsync(HttpClient http)
+    public static async Task<(double P50, double P99)?> PickupLatencyAsync(HttpClient http)
     {
         var database = Environment.GetEnvironmentVariable("AFNIO_BENCH_DATABASE");
         if (string.IsNullOrEmpty(database))
         {
             Console.WriteLine("enqueue-to-start latency: skipped (AFNIO_BENCH_DATABASE not set)");
-            return;
+            return null;
         }
 
         const int jobs = 200;
@@ -109,6 +115,27 @@ internal static class BackwardBench
         {
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"  p50 by stage: job row → Hangfire job {parts.GetDouble(0):F1} ms, → Hangfire processing {parts.GetDouble(1):F1} ms, → claimed {parts.GetDouble(2):F1} ms"));
+        }
+
+        return (P(0.50), P(0.99));
+    }
+
+    private static void ResetWorkerPeak()
+    {
+        var pid = Environment.GetEnvironmentVariable("AFNIO_BENCH_WORKER_PID");
+        if (!string.IsNullOrEmpty(pid) && File.Exists($"/proc/{pid}/clear_refs"))
+        {
+            try
+            {
+                File.WriteAllText($"/proc/{pid}/clear_refs", "5");
+            }
+            catch (IOException)
+            {
+                // Not allowed here: the figure is then the peak since the worker started.
+            }
+            catch (UnauthorizedAccessException)
+            {
+            }
         }
     }
 

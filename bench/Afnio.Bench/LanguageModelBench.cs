@@ -18,11 +18,37 @@ internal static class LanguageModelBench
 
     public static async Task RunAsync(HttpClient http, int repetitions = 5)
     {
-        await using var fake = await FakeOpenAiServer.StartAsync();
+        await using var fake = await StartFakeAsync();
+        var model = await RegisterModelAsync(http, fake);
+        Console.WriteLine();
+        Console.WriteLine($"backward through {Width} parallel chat_completion nodes, fake provider latency {Latency.TotalMilliseconds:F0} ms per feedback call, " +
+            $"{repetitions} passes each after one warm-up pass (first connections, JIT)");
+        Console.WriteLine($"{"depth",5} {"calls",6} {"job p50 ms",11} {"job max ms",11} {"ratio p50",10} {"ratio max",10} {"client p50 ms",14} {"peak",5}");
+        foreach (var depth in new[] { 1, 2 })
+        {
+            var m = await MeasureAsync(http, fake, model, depth, repetitions);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{depth,5} {m.Calls,6} {m.JobP50,11:F1} {m.JobMax,11:F1} {m.JobP50 / m.Ideal,10:F3} {m.JobMax / m.Ideal,10:F3} {m.ClientP50,14:F1} {m.Peak,5}"));
+        }
+
+        Console.WriteLine("job ms: claimed by the worker → finished (jobs table); client ms: POST /v1/backward → job seen succeeded.");
+        Console.WriteLine("last pass, ms after the job was claimed: " + await PhasesAsync("backward"));
+    }
+
+    /// <summary>The fake provider: 200 ms per feedback call, forward calls answered at once.</summary>
+    public static async Task<FakeOpenAiServer> StartFakeAsync()
+    {
+        var fake = await FakeOpenAiServer.StartAsync();
         fake.Default = request => request.GetProperty("messages").EnumerateArray()
             .Any(m => m.GetProperty("content").GetString()!.Contains("<VARIABLE>", StringComparison.Ordinal))
                 ? FakeReply.Text("Be more specific.", Latency)
                 : FakeReply.Text("an answer");
+        return fake;
+    }
+
+    /// <summary>Registers a model client on the fake provider and makes it the project's backward model.</summary>
+    public static async Task<string> RegisterModelAsync(HttpClient http, FakeOpenAiServer fake)
+    {
         var model = (await BenchProgram.PostAsync(http, "/v1/models", new
         {
             provider = "openai",
@@ -31,52 +57,46 @@ internal static class LanguageModelBench
             default_completion_args = new { model = "gpt-4o-mini" },
             max_concurrency = Width,
         })).GetProperty("id").GetString()!;
-        using (var put = await http.PutAsync("/v1/backward_model", System.Net.Http.Json.JsonContent.Create(new { model_id = model, completion_args = new { model = "gpt-4o" } })))
-        {
-            put.EnsureSuccessStatusCode();
-        }
+        using var put = await http.PutAsync("/v1/backward_model", System.Net.Http.Json.JsonContent.Create(new { model_id = model, completion_args = new { model = "gpt-4o" } }));
+        put.EnsureSuccessStatusCode();
+        return model;
+    }
 
-        Console.WriteLine();
-        Console.WriteLine($"backward through {Width} parallel chat_completion nodes, fake provider latency {Latency.TotalMilliseconds:F0} ms per feedback call, " +
-            $"{repetitions} passes each after one warm-up pass (first connections, JIT)");
-        Console.WriteLine($"{"depth",5} {"calls",6} {"job p50 ms",11} {"job max ms",11} {"ratio p50",10} {"ratio max",10} {"client p50 ms",14} {"peak",5}");
-        foreach (var depth in new[] { 1, 2 })
+    /// <summary>What <see cref="MeasureAsync"/> found: per-pass milliseconds and the ideal depth × latency.</summary>
+    public sealed record Measurement(int Calls, double JobP50, double JobMax, double ClientP50, double Ideal, int Peak);
+
+    /// <summary>One warm-up pass, then <paramref name="repetitions"/> measured passes of the given depth.</summary>
+    public static async Task<Measurement> MeasureAsync(HttpClient http, FakeOpenAiServer fake, string model, int depth, int repetitions)
+    {
+        var jobMs = new List<double>();
+        var clientMs = new List<double>();
+        var peak = 0;
+        var before = 0;
+        for (var r = -1; r < repetitions; r++)
         {
-            var jobMs = new List<double>();
-            var clientMs = new List<double>();
-            var peak = 0;
-            var before = 0;
-            for (var r = -1; r < repetitions; r++)
+            var (root, feedback) = await BuildAsync(http, model, depth);
+            before = r == 0 ? fake.Requests.Count - (Width * depth) : before;
+            var watch = Stopwatch.StartNew();
+            var job = await BenchProgram.PostAsync(http, "/v1/backward", new { variables = new[] { root }, grad_variables = new[] { feedback } });
+            var done = await BackwardBench.WaitAsync(http, job.GetProperty("id").GetString()!);
+            var client = watch.Elapsed.TotalMilliseconds;
+            if (done.GetProperty("status").GetString() != "succeeded")
             {
-                var (root, feedback) = await BuildAsync(http, model, depth);
-                before = r == 0 ? fake.Requests.Count - (Width * depth) : before;
-                var watch = Stopwatch.StartNew();
-                var job = await BenchProgram.PostAsync(http, "/v1/backward", new { variables = new[] { root }, grad_variables = new[] { feedback } });
-                var done = await BackwardBench.WaitAsync(http, job.GetProperty("id").GetString()!);
-                var client = watch.Elapsed.TotalMilliseconds;
-                if (done.GetProperty("status").GetString() != "succeeded")
-                {
-                    throw new InvalidOperationException($"the pass did not succeed: {done}");
-                }
-
-                if (r >= 0)
-                {
-                    clientMs.Add(client);
-                    jobMs.Add(await JobMillisecondsAsync(job.GetProperty("id").GetString()!));
-                    peak = Math.Max(peak, fake.PeakConcurrency);
-                }
+                throw new InvalidOperationException($"the pass did not succeed: {done}");
             }
 
-            var calls = (fake.Requests.Count - before) / repetitions;
-            jobMs.Sort();
-            clientMs.Sort();
-            var ideal = depth * Latency.TotalMilliseconds;
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{depth,5} {calls,6} {jobMs[jobMs.Count / 2],11:F1} {jobMs[^1],11:F1} {jobMs[jobMs.Count / 2] / ideal,10:F3} {jobMs[^1] / ideal,10:F3} {clientMs[clientMs.Count / 2],14:F1} {peak,5}"));
+            if (r >= 0)
+            {
+                clientMs.Add(client);
+                jobMs.Add(await JobMillisecondsAsync(job.GetProperty("id").GetString()!));
+                peak = Math.Max(peak, fake.PeakConcurrency);
+            }
         }
 
-        Console.WriteLine("job ms: claimed by the worker → finished (jobs table); client ms: POST /v1/backward → job seen succeeded.");
-        Console.WriteLine("last pass, ms after the job was claimed: " + await PhasesAsync("backward"));
+        jobMs.Sort();
+        clientMs.Sort();
+        return new Measurement((fake.Requests.Count - before) / repetitions, jobMs[jobMs.Count / 2], jobMs[^1], clientMs[clientMs.Count / 2],
+            depth * Latency.TotalMilliseconds, peak);
     }
 
     // sum over i of chat(chat(…chat(p_i))) with `depth` chat nodes per chain: the feedback calls of one

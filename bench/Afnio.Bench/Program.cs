@@ -21,6 +21,14 @@ public static class BenchProgram
         }
 
         var baseUrl = new Uri(args[0]);
+        if (args.Length > 2 && args[2] == "proof")
+        {
+            // P1–P7 with a Markdown table: bench/run.sh
+            using var owner = Client(baseUrl, args[1]);
+            using var project = await ProjectClientAsync(owner, baseUrl);
+            return await ProofBench.RunAsync(project);
+        }
+
         if (args.Length > 2 && args[2] is "llm" or "optimizer")
         {
             // One language-model scenario only: scripts/bench.sh llm | optimizer
@@ -73,6 +81,7 @@ public static class BenchProgram
 
         var nodes = args.Length > 4 ? int.Parse(args[4], CultureInfo.InvariantCulture) : 10_000;
         await BackwardBench.RunAsync(http, nodes, concurrency);
+        await BackwardBench.PickupLatencyAsync(http);
         await LanguageModelBench.RunAsync(http);
         await OptimizerBench.RunAsync(http);
         return 0;
