@@ -13,8 +13,8 @@ namespace Afnio.Api.Tests;
 /// </summary>
 public sealed partial class LanguageModelCrashTests
 {
-    private const int Width = 40;
-    private const int Concurrency = 4;
+    internal const int Width = 40;
+    internal const int Concurrency = 4;
 
     [Fact]
     public async Task AWorkerKilledMidFeedback_ResumesFromTheJournal_WithoutRepeatingPaidCalls()
@@ -66,10 +66,10 @@ public sealed partial class LanguageModelCrashTests
         Assert.InRange(repeated, 0, Math.Min(Concurrency, calledAtKill - journaledAtKill));
     }
 
-    private sealed record Graph(string Root, string Feedback, IReadOnlyList<string> Parameters);
+    internal sealed record Graph(string Root, string Feedback, IReadOnlyList<string> Parameters);
 
     /// <summary><c>sum(chat_completion([p_i]) for i in 0..n)</c>: n chat nodes, each with one parameter behind it.</summary>
-    private static async Task<Graph> BuildAsync(TestProject project, FakeOpenAiServer fake)
+    internal static async Task<Graph> BuildAsync(TestProject project, FakeOpenAiServer fake)
     {
         var model = (await project.Client.PostJsonAsync("/v1/models", new
         {
@@ -98,13 +98,13 @@ public sealed partial class LanguageModelCrashTests
     }
 
     // Feedback calls are slow (so the kill lands among them) and name the variable they criticise.
-    private static FakeReply Reply(JsonElement request) =>
+    internal static FakeReply Reply(JsonElement request) =>
         IsFeedback(request)
             ? FakeReply.Text($"Make {VariableValue().Match(FakeOpenAiServer.MessageText(request, "user")).Groups[1].Value} more specific.",
                 TimeSpan.FromMilliseconds(150))
             : FakeReply.Text("answer to " + FakeOpenAiServer.MessageText(request, "user"));
 
-    private static int FeedbackCalls(FakeOpenAiServer fake) =>
+    internal static int FeedbackCalls(FakeOpenAiServer fake) =>
         fake.Requests.Count(IsFeedback);
 
     private static bool IsFeedback(JsonElement request) =>

@@ -13,8 +13,8 @@ namespace Afnio.Api.Tests;
 /// </summary>
 public sealed partial class OptimizerCrashTests
 {
-    private const int Width = 24;
-    private const int Concurrency = 4;
+    internal const int Width = 24;
+    internal const int Concurrency = 4;
     private const string Role = "instruction";
 
     [Fact]
@@ -79,10 +79,10 @@ public sealed partial class OptimizerCrashTests
         Assert.InRange(repeated, 0, Math.Min(Concurrency, calledAtKill - journaledAtKill));
     }
 
-    private sealed record Setup(string Optimizer, IReadOnlyList<string> Parameters);
+    internal sealed record Setup(string Optimizer, IReadOnlyList<string> Parameters);
 
     /// <summary><see cref="Width"/> parameters, each with one gradient, in one TGD optimizer with momentum 2.</summary>
-    private static async Task<Setup> SetUpAsync(TestProject project, FakeOpenAiServer fake)
+    internal static async Task<Setup> SetUpAsync(TestProject project, FakeOpenAiServer fake)
     {
         var model = (await project.Client.PostJsonAsync("/v1/models", new
         {
@@ -108,11 +108,11 @@ public sealed partial class OptimizerCrashTests
     }
 
     // Slow optimizer calls, so the kill lands among them.
-    private static FakeReply Reply(JsonElement request) => FakeReply.Text(
+    internal static FakeReply Reply(JsonElement request) => FakeReply.Text(
         $"{TgdPrompts.OpenTag}{VariableValue().Match(FakeOpenAiServer.MessageText(request, "user")).Groups[1].Value.ToUpperInvariant()}{TgdPrompts.CloseTag}",
         TimeSpan.FromMilliseconds(300));
 
-    private static int OptimizerCalls(FakeOpenAiServer fake) =>
+    internal static int OptimizerCalls(FakeOpenAiServer fake) =>
         fake.Requests.Count(r => FakeOpenAiServer.MessageText(r, "system") == TgdPrompts.SystemPrompt);
 
     private static async Task<JsonElement> StepAsync(TestProject project, string optimizer)
@@ -121,14 +121,14 @@ public sealed partial class OptimizerCrashTests
         return await project.WaitForJobAsync(job.GetProperty("id").GetString()!, 120);
     }
 
-    private static async Task<Dictionary<string, List<JsonElement>>> StateAsync(TestProject project, string optimizer) =>
+    internal static async Task<Dictionary<string, List<JsonElement>>> StateAsync(TestProject project, string optimizer) =>
         (await project.Client.GetJsonAsync($"/v1/optimizers/{optimizer}")).GetProperty("state").EnumerateArray()
             .ToDictionary(s => s.GetProperty("param_id").GetString()!, s => s.GetProperty("momentum_buffer").EnumerateArray().ToList());
 
-    private static async Task<string> DataAsync(TestProject project, string variable) =>
+    internal static async Task<string> DataAsync(TestProject project, string variable) =>
         (await project.Client.GetJsonAsync($"/v1/variables/{variable}")).GetProperty("data").GetString()!;
 
-    private static Task<int> VariableCountAsync(Data.AfnioDbContext db, TestProject project) =>
+    internal static Task<int> VariableCountAsync(Data.AfnioDbContext db, TestProject project) =>
         PrefixedId.TryParse(PrefixedId.Project, project.Id, out var id)
             ? db.Variables.CountAsync(v => v.ProjectId == id)
             : throw new ArgumentException(project.Id, nameof(project));

@@ -12,7 +12,7 @@ namespace Afnio.Api.Tests;
 /// </summary>
 public sealed class TrainingCrashTests
 {
-    private const int Concurrency = 6;
+    internal const int Concurrency = 6;
 
     [Fact]
     public async Task AWorkerKilledMidEpoch_ResumesFromTheLastCheckpoint_AndEndsLikeAnUninterruptedRun()
@@ -73,14 +73,14 @@ public sealed class TrainingCrashTests
         Assert.True(journaledAtKill > 0 && paid - journaledAtKill > 0, "the kill landed between paid calls");
     }
 
-    private static Dictionary<string, object?> WithRandomSampler(Dictionary<string, object?> body)
+    internal static Dictionary<string, object?> WithRandomSampler(Dictionary<string, object?> body)
     {
         body["sampler"] = new { type = "random" };
         body["seed"] = 7;
         return body;
     }
 
-    private static async Task<string> RegisterAsync(TestProject project, FakeOpenAiServer fake) =>
+    internal static async Task<string> RegisterAsync(TestProject project, FakeOpenAiServer fake) =>
         (await project.Client.PostJsonAsync("/v1/models", new
         {
             provider = "openai",
@@ -90,7 +90,7 @@ public sealed class TrainingCrashTests
             max_concurrency = Concurrency,
         })).GetProperty("id").GetString()!;
 
-    private static async Task<(string Id, string JobId, JsonElement Training)> RunAsync(TestProject project, object body)
+    internal static async Task<(string Id, string JobId, JsonElement Training)> RunAsync(TestProject project, object body)
     {
         var run = await project.Client.PostJsonAsync("/v1/runs", body);
         var job = await project.WaitForJobAsync(run.GetProperty("job_id").GetString()!, 180);
@@ -99,10 +99,10 @@ public sealed class TrainingCrashTests
         return (id, run.GetProperty("job_id").GetString()!, (await project.Client.GetJsonAsync($"/v1/runs/{id}")).GetProperty("training"));
     }
 
-    private static async Task<List<string>> CheckpointsAsync(TestProject project, string run) =>
+    internal static async Task<List<string>> CheckpointsAsync(TestProject project, string run) =>
         [.. (await project.Client.GetJsonAsync($"/v1/runs/{run}/checkpoints?limit=100")).GetProperty("data").EnumerateArray()
             .Select(c => $"{c.GetProperty("kind").GetString()} {c.GetProperty("epoch")} {c.GetProperty("batch")} {c.GetProperty("score")} {c.GetProperty("parameters").GetProperty("sentiment_task").GetString()}")];
 
-    private static async Task<string> ProductionAsync(TestProject project, string program) =>
+    internal static async Task<string> ProductionAsync(TestProject project, string program) =>
         (await project.Client.GetJsonAsync($"/v1/programs/{program}")).GetProperty("parameters").GetProperty("sentiment_task").GetProperty("value").GetString()!;
 }

@@ -126,6 +126,7 @@ internal sealed class AfnioExceptionHandler : IExceptionHandler
                 "The object was deleted while this request ran.", null),
             Microsoft.EntityFrameworkCore.DbUpdateException { InnerException: Npgsql.PostgresException { SqlState: "23503" } } =>
                 (404, "not_found", "An object this request refers to was deleted while it ran.", null),
+            _ when DatabaseUnavailable(exception) is { } database => Unavailable(http, database),
             _ => null,
         };
 
@@ -136,6 +137,33 @@ internal sealed class AfnioExceptionHandler : IExceptionHandler
 
         await Problems.WriteAsync(http, p.Status, p.Code, p.Detail, p.Param);
         return true;
+    }
+
+    /// <summary>A failure to reach the database (down, restarting, out of connections): worth retrying, not a bug.</summary>
+    private static Npgsql.NpgsqlException? DatabaseUnavailable(Exception exception)
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+        {
+            if (e is Npgsql.NpgsqlException { IsTransient: true } npgsql
+                && npgsql is not Npgsql.PostgresException { SqlState: "40001" or "40P01" })
+            {
+                return npgsql;
+            }
+        }
+
+        return null;
+    }
+
+    private static (int, string, string, string?) Unavailable(HttpContext http, Npgsql.NpgsqlException exception)
+    {
+        // Pooled connections to a restarted server are all dead: drop them, so the next request opens a fresh one.
+        if (exception is not Npgsql.PostgresException || exception is Npgsql.PostgresException { SqlState: var state } && state.StartsWith("57P", StringComparison.Ordinal))
+        {
+            Npgsql.NpgsqlConnection.ClearAllPools();
+        }
+
+        http.Response.Headers.RetryAfter = "1";
+        return (503, "database_unavailable", "The database cannot be reached right now. Retry the request shortly.", null);
     }
 
     private static (int, string, string, string?) FromBadRequest(BadHttpRequestException e)

@@ -27,10 +27,10 @@ public sealed class SeparateProcesses : IAsyncDisposable
     /// <summary>The Worker running now.</summary>
     public ProcessHost Worker => _workers[^1];
 
-    /// <summary>Starts both processes on a fresh database; <paramref name="settings"/> go to both.</summary>
-    public static async Task<SeparateProcesses> StartAsync(string databasePrefix, IReadOnlyDictionary<string, string> settings)
+    /// <summary>Starts both processes on a fresh database (on <paramref name="server"/> when given); <paramref name="settings"/> go to both.</summary>
+    public static async Task<SeparateProcesses> StartAsync(string databasePrefix, IReadOnlyDictionary<string, string> settings, string? server = null)
     {
-        var connectionString = await TestDatabase.CreateAsync(databasePrefix);
+        var connectionString = await TestDatabase.CreateAsync(databasePrefix, server: server);
         var environment = new Dictionary<string, string>(settings)
         {
             ["ConnectionStrings__Postgres"] = connectionString,

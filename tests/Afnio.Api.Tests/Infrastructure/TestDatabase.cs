@@ -17,10 +17,10 @@ public static class TestDatabase
     /// <summary>The database shared by the tests of this run; tests isolate themselves by project.</summary>
     public static Task<string> GetConnectionStringAsync() => Shared.Value;
 
-    /// <summary>A new, migrated database of its own, for tests that need an empty one.</summary>
-    public static async Task<string> CreateAsync(string prefix, bool migrate = true)
+    /// <summary>A new, migrated database of its own, for tests that need an empty one; on the run's server unless another is named.</summary>
+    public static async Task<string> CreateAsync(string prefix, bool migrate = true, string? server = null)
     {
-        var server = Environment.GetEnvironmentVariable("AFNIO_TEST_POSTGRES")
+        server ??= Environment.GetEnvironmentVariable("AFNIO_TEST_POSTGRES")
             ?? throw new InvalidOperationException(
                 "AFNIO_TEST_POSTGRES is not set. Run the tests with scripts/test.sh, which starts a throwaway PostgreSQL, " +
                 "or set it to a connection string of a server where the user may create databases.");
