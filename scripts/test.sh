@@ -38,7 +38,7 @@ if ! dotnet format Afnio.sln --verify-no-changes --no-restore -v quiet; then
   failed_steps=$((failed_steps + 1))
 fi
 
-echo "==> generated C# client is current"
+echo "==> generated C# and TypeScript clients are current and compile"
 if ! bash scripts/generate-clients.sh --check; then
   failed_steps=$((failed_steps + 1))
 fi

@@ -298,10 +298,8 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /**
-         * Cancels a job. A queued job is cancelled at once; a running one becomes `cancelling` and
-         *     stops between steps, keeping the steps it committed. Cancelling a finished job is a 409.
-         */
+        /** Cancels a job. A queued job is cancelled at once; a running one becomes `cancelling` and
+         *     stops between steps, keeping the steps it committed. Cancelling a finished job is a 409. */
         post: operations["cancelJob"];
         delete?: never;
         options?: never;
@@ -1130,10 +1128,8 @@ export interface components {
         BackwardRequest: {
             /** @description The roots: variables that require grad and have a grad_fn. */
             variables: string[];
-            /**
-             * @description One gradient variable per root (its data and role are the starting gradient), or null
-             *     entries: a scalar or evaluator root then starts from "". List roots need one.
-             */
+            /** @description One gradient variable per root (its data and role are the starting gradient), or null
+             *     entries: a scalar or evaluator root then starts from "". List roots need one. */
             grad_variables?: string[] | null;
             /** @description Keep the graph's saved context for another pass. Defaults to create_graph. */
             retain_graph?: boolean | null;
@@ -1251,12 +1247,10 @@ export interface components {
         CreateOptimizerRequest: {
             /** @description The optimizer model client (`mdl_…`). Required in the defaults. */
             model_id?: string | null;
-            /**
-             * @description Custom messages replacing the built-in TGD prompts. Their `{name}` placeholders are filled from
+            /** @description Custom messages replacing the built-in TGD prompts. Their `{name}` placeholders are filled from
              *     `inputs` and from the reserved names `variable_role`, `variable_value`, `feedback`,
              *     `past_iterations` and `constraints`. Messages that use no reserved name are followed by the
-             *     built-in user prompt for the parameter. Leave out (or null) for the built-in prompts.
-             */
+             *     built-in user prompt for the parameter. Leave out (or null) for the built-in prompts. */
             messages?: components["schemas"]["OptimizerMessage"][] | null;
             /** @description Placeholder values of custom messages: text, or a variable id (`var_…`) read at each step. */
             inputs?: unknown;
@@ -1358,10 +1352,8 @@ export interface components {
         };
         /** @description Creates a variable (a leaf of the graph). */
         CreateVariableRequest: {
-            /**
-             * @description A string, integer, float, boolean or null, or a list of only strings or only numbers
-             *     (a list mixing ints and floats becomes all floats). Defaults to "".
-             */
+            /** @description A string, integer, float, boolean or null, or a list of only strings or only numbers
+             *     (a list mixing ints and floats becomes all floats). Defaults to "". */
             data?: unknown;
             /** @description What the variable is, in words; used to write feedback and prompts. Defaults to "". */
             role?: string | null;
@@ -1733,12 +1725,10 @@ export interface components {
         ParamGroupRequest: {
             /** @description The optimizer model client (`mdl_…`). Required in the defaults. */
             model_id?: string | null;
-            /**
-             * @description Custom messages replacing the built-in TGD prompts. Their `{name}` placeholders are filled from
+            /** @description Custom messages replacing the built-in TGD prompts. Their `{name}` placeholders are filled from
              *     `inputs` and from the reserved names `variable_role`, `variable_value`, `feedback`,
              *     `past_iterations` and `constraints`. Messages that use no reserved name are followed by the
-             *     built-in user prompt for the parameter. Leave out (or null) for the built-in prompts.
-             */
+             *     built-in user prompt for the parameter. Leave out (or null) for the built-in prompts. */
             messages?: components["schemas"]["OptimizerMessage"][] | null;
             /** @description Placeholder values of custom messages: text, or a variable id (`var_…`) read at each step. */
             inputs?: unknown;
@@ -2055,11 +2045,9 @@ export interface components {
             /** @description Completion arguments of every backward call (e.g. `{"model": "gpt-4o", "temperature": 0}`). */
             completion_args?: unknown;
         };
-        /**
-         * @description How to split a dataset version: `ratios` or `sizes` after a shuffle with Python's
+        /** @description How to split a dataset version: `ratios` or `sizes` after a shuffle with Python's
          *     `random.Random(seed)` (so afnio's and DSPy's splits are reproduced exactly), or by the value of
-         *     a string `field` of each item.
-         */
+         *     a string `field` of each item. */
         SplitRequest: {
             /**
              * Format: int32
@@ -2094,12 +2082,10 @@ export interface components {
         StateDictGroup: {
             /** @description The optimizer model client (`mdl_…`). Required in the defaults. */
             model_id?: string | null;
-            /**
-             * @description Custom messages replacing the built-in TGD prompts. Their `{name}` placeholders are filled from
+            /** @description Custom messages replacing the built-in TGD prompts. Their `{name}` placeholders are filled from
              *     `inputs` and from the reserved names `variable_role`, `variable_value`, `feedback`,
              *     `past_iterations` and `constraints`. Messages that use no reserved name are followed by the
-             *     built-in user prompt for the parameter. Leave out (or null) for the built-in prompts.
-             */
+             *     built-in user prompt for the parameter. Leave out (or null) for the built-in prompts. */
             messages?: components["schemas"]["OptimizerMessage"][] | null;
             /** @description Placeholder values of custom messages: text, or a variable id (`var_…`) read at each step. */
             inputs: unknown;
@@ -2140,10 +2126,8 @@ export interface components {
             /** @description The momentum window, oldest first. */
             momentum_buffer?: components["schemas"]["StateDictMomentumEntry"][] | null;
         };
-        /**
-         * @description An optimizer's state dict, as PyTorch and afnio shape it: `state` keyed by parameter index,
-         *     `param_groups` with parameter indices. Load it with `PUT …/state_dict`.
-         */
+        /** @description An optimizer's state dict, as PyTorch and afnio shape it: `state` keyed by parameter index,
+         *     `param_groups` with parameter indices. Load it with `PUT …/state_dict`. */
         StateDictRequest: {
             /** @description Ignored: present so a state dict read with `GET` loads as it is. */
             object?: string | null;
