@@ -52,6 +52,12 @@ passed=0; failed=0; skipped=0
 while read -r f p s; do
   failed=$((failed + f)); passed=$((passed + p)); skipped=$((skipped + s))
 done < <(sed -nE 's/.*(Passed|Failed)! +- Failed: +([0-9]+), Passed: +([0-9]+), Skipped: +([0-9]+).*/\2 \3 \4/p' "$log")
+if ! grep -qE "(Passed|Failed)! +- Failed:" "$log"; then
+  # The detailed console logger (scripts/faults.sh) ends each assembly with "Passed: N" lines instead.
+  passed=$(sed -nE 's/^ +Passed: +([0-9]+)$/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
+  failed=$(sed -nE 's/^ +Failed: +([0-9]+)$/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
+  skipped=$(sed -nE 's/^ +Skipped: +([0-9]+)$/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
+fi
 
 failed=$((failed + failed_steps))
 if [ "$test_rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
