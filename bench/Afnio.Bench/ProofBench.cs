@@ -138,7 +138,7 @@ internal static partial class ProofBench
             // Without promotion there is no baseline validation: epoch 1 starts when the job does.
             await using var started = new NpgsqlCommand("SELECT started_at FROM jobs WHERE id = @job", connection);
             started.Parameters.AddWithValue("job", Guid.ParseExact(jobId["job_".Length..], "N"));
-            ends.Insert(0, (0, (DateTimeOffset)(await started.ExecuteScalarAsync())!));
+            ends.Insert(0, (0, new DateTimeOffset((DateTime)(await started.ExecuteScalarAsync())!)));
         }
 
         // The LLM critical path of an epoch: its pieces of work run one after another, and inside each,
