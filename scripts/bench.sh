@@ -24,6 +24,10 @@ for _ in $(seq 1 600); do
 done
 [ -n "$ready" ] || { cat "$home/run.log"; echo "error: the service did not become ready" >&2; exit 1; }
 dotnet build bench/Afnio.Bench -c Release -nologo -v quiet -clp:ErrorsOnly
+# P4 loads the API from wrk, a native client like pgbench (installed with apt when missing and allowed).
+if ! command -v wrk >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+  (apt-get install -y -qq wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null 2>&1) || echo "wrk not installed: P4 uses the .NET client" >&2
+fi
 # The graph benchmark reads job timestamps from the database and the worker's peak memory from /proc.
 export AFNIO_BENCH_DATABASE="Host=127.0.0.1;Port=$AFNIO_PG_PORT;Database=afnio;Username=afnio;Password=afnio"
 export AFNIO_BENCH_WORKER_PID=$(cat "$home/worker.pid" 2>/dev/null || echo "")

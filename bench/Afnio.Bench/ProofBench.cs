@@ -202,7 +202,14 @@ internal static partial class ProofBench
         await BenchProgram.RunQuietlyAsync(requests, concurrency, async i =>
             await BenchProgram.PostAsync(http, "/v1/variables", new { data = $"a prompt to optimize, number {i}", role = "system prompt", requires_grad = true }));
         var api = requests / watch.Elapsed.TotalSeconds;
-        Console.WriteLine(F($"  API: {api:F0} requests/s"));
+        Console.WriteLine(F($"  API, from this .NET client: {api:F0} requests/s"));
+
+        // pgbench is a native client; so is wrk, when the machine has it: the fairer pair for the ratio.
+        if (await WrkAsync(http, concurrency) is { } native)
+        {
+            Console.WriteLine(F($"  API, from wrk: {native:F0} requests/s"));
+            api = native;
+        }
 
         var settings = new NpgsqlConnectionStringBuilder(database);
         await using (var connection = new NpgsqlConnection(database))
@@ -240,6 +247,49 @@ internal static partial class ProofBench
         return new Row("P4", "POST /v1/variables req/s ÷ pgbench single-row inserts/s (same PostgreSQL, 16 clients)", "≥ 0.5",
             F($"{api:F0} ÷ {inserts:F0} = {api / inserts:F2}"), api / inserts >= 0.5);
     }
+
+    // POST /v1/variables for 10 s from wrk at the given connections; null when wrk is not installed.
+    private static async Task<double?> WrkAsync(HttpClient http, int connections)
+    {
+        var script = Path.GetTempFileName();
+        var key = http.DefaultRequestHeaders.Authorization!.Parameter;
+        await File.WriteAllTextAsync(script, $$"""
+            wrk.method = "POST"
+            wrk.body = '{"data": "a prompt to optimize", "role": "system prompt", "requires_grad": true}'
+            wrk.headers["Content-Type"] = "application/json"
+            wrk.headers["Authorization"] = "Bearer {{key}}"
+            """);
+        try
+        {
+            var start = new ProcessStartInfo("wrk", ["-t2", $"-c{connections}", "-d10s", "-s", script, new Uri(http.BaseAddress!, "/v1/variables").ToString()])
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+            };
+            using var wrk = Process.Start(start)!;
+            var output = await wrk.StandardOutput.ReadToEndAsync();
+            await wrk.WaitForExitAsync();
+            var rate = WrkRate().Match(output);
+            if (output.Contains("Non-2xx", StringComparison.Ordinal) || !rate.Success)
+            {
+                Console.WriteLine("  wrk failed or got errors: " + output);
+                return null;
+            }
+
+            return double.Parse(rate.Groups[1].Value, CultureInfo.InvariantCulture);
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return null; // not installed
+        }
+        finally
+        {
+            File.Delete(script);
+        }
+    }
+
+    [GeneratedRegex(@"Requests/sec:\s+([0-9.]+)")]
+    private static partial Regex WrkRate();
 
     [GeneratedRegex(@"tps = ([0-9.]+) \(without initial connection time\)")]
     private static partial Regex Tps();
