@@ -20,6 +20,8 @@ public static class OpenApiSetup
         o.RespectNullableAnnotations = true;
         o.RespectRequiredConstructorParameters = true;
         o.AllowTrailingCommas = false;
+        // A key given twice is refused (400 duplicate_field): free-form objects are read as JsonObject, which cannot hold one.
+        o.AllowDuplicateProperties = false;
         // Responses are application/json, never embedded in HTML: keep "+", quotes and non-ASCII text readable.
         o.Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping;
     };

@@ -32,6 +32,14 @@ public static class Problems
             problem.Extensions.TryAdd("param", null);
         });
         services.AddExceptionHandler<AfnioExceptionHandler>();
+        // Statuses set without a body (404 for no route, 405 and 415 from routing) become the same
+        // problems; the default handler writes text/plain when the Accept header excludes JSON.
+        services.Configure<StatusCodePagesOptions>(o => o.HandleAsync = context =>
+        {
+            var http = context.HttpContext;
+            var status = http.Response.StatusCode;
+            return WriteAsync(http, status, DefaultCode(status), DefaultDetail(status, http)).AsTask();
+        });
         return services;
     }
 
@@ -92,6 +100,8 @@ public static class Problems
         400 => "Bad Request",
         401 => "Unauthorized",
         404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
         409 => "Conflict",
         413 => "Payload Too Large",
         415 => "Unsupported Media Type",
@@ -126,6 +136,9 @@ internal sealed class AfnioExceptionHandler : IExceptionHandler
                 "The object was deleted while this request ran.", null),
             Microsoft.EntityFrameworkCore.DbUpdateException { InnerException: Npgsql.PostgresException { SqlState: "23503" } } =>
                 (404, "not_found", "An object this request refers to was deleted while it ran.", null),
+            // PostgreSQL text cannot hold NUL; stored text never does, so the request carried it (a query filter, say).
+            Npgsql.PostgresException { SqlState: "22021" } or Microsoft.EntityFrameworkCore.DbUpdateException { InnerException: Npgsql.PostgresException { SqlState: "22021" } } =>
+                (400, "invalid_request", "The request holds a NUL character (\\u0000), which text cannot contain.", null),
             _ when DatabaseUnavailable(exception) is { } database => Unavailable(http, database),
             _ => null,
         };
@@ -194,6 +207,14 @@ internal sealed class AfnioExceptionHandler : IExceptionHandler
             return ReadOnlyFields.Contains(field)
                 ? (400, "read_only_field", $"The field '{where}' is read-only and cannot be set in a request.", where)
                 : (400, "unknown_field", $"Unknown field '{where}'. Remove it, or check the spelling against the API reference.", where);
+        }
+
+        if (message.StartsWith("Duplicate property", StringComparison.Ordinal))
+        {
+            // The path names the object holding the key; the message names the key.
+            var key = ExtractQuoted(message) ?? "?";
+            var where = param is null || param == key ? key : $"{param}.{key}";
+            return (400, "duplicate_field", $"The field '{where}' is given twice. Give each field once.", where);
         }
 
         if (message.Contains("missing required properties", StringComparison.Ordinal))

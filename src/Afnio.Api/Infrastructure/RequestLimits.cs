@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text;
 using System.Threading.RateLimiting;
 using Afnio.Api.Auth;
 using Microsoft.AspNetCore.Http.Features;
@@ -11,10 +12,18 @@ public static class RequestLimits
 {
     /// <summary>
     /// Refuses bodies over <see cref="AfnioOptions.MaxRequestBodyBytes"/> with 413 before reading
-    /// them when the length is declared, and caps chunked bodies while they stream.
+    /// them when the length is declared, and caps chunked bodies while they stream. Refuses a body
+    /// in a charset .NET cannot decode with 415: reading it as JSON would throw a 500.
     /// </summary>
     public static IApplicationBuilder UseRequestBodyLimit(this IApplicationBuilder app) => app.Use(async (http, next) =>
     {
+        if (UndecodableCharset(http.Request) is { } charset)
+        {
+            await Problems.WriteAsync(http, StatusCodes.Status415UnsupportedMediaType, "unsupported_media_type",
+                $"The request body's charset '{charset}' is not supported. Send the request body as application/json in UTF-8.");
+            return;
+        }
+
         var options = http.RequestServices.GetRequiredService<IOptions<AfnioOptions>>().Value;
         var limit = http.GetEndpoint()?.Metadata.GetMetadata<Datasets.LargeBody>() is null ? options.MaxRequestBodyBytes : options.MaxUploadBytes;
         if (http.Request.ContentLength > limit)
@@ -36,6 +45,26 @@ public static class RequestLimits
 
         await next(http);
     });
+
+    /// <summary>The Content-Type's charset when <see cref="Encoding.GetEncoding(string)"/> rejects it, as ASP.NET's JSON reader would.</summary>
+    private static string? UndecodableCharset(HttpRequest request)
+    {
+        if (!Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(request.ContentType, out var type)
+            || type.Charset is not { HasValue: true } charset || charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase))
+        {
+            return null;
+        }
+
+        try
+        {
+            Encoding.GetEncoding(charset.Value!);
+            return null;
+        }
+        catch (Exception e) when (e is ArgumentException or NotSupportedException)
+        {
+            return charset.Value;
+        }
+    }
 
     /// <summary>A token bucket per API key (per address for anonymous calls); 429 with Retry-After when empty.</summary>
     public static IServiceCollection AddAfnioRateLimits(this IServiceCollection services, AfnioOptions.RateLimitOptions options)

@@ -71,7 +71,9 @@ public static class UsageApi
             "model" => await SumAsync(calls.GroupBy(c => c.ModelId), k => k is { } g ? PrefixedId.Format(PrefixedId.Model, g) : null, ct),
             "job" => await SumAsync(calls.GroupBy(c => c.JobId), k => k is { } g ? PrefixedId.Format(PrefixedId.Job, g) : null, ct),
             "model_name" => await SumAsync(calls.GroupBy(c => c.Model), k => k, ct),
-            "day" => await SumAsync(calls.GroupBy(c => c.CreatedAt.UtcDateTime.Date), k => k.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture), ct),
+            // By the UTC date's parts: EF cannot read back a DateTime key computed from a timestamptz column.
+            "day" => await SumAsync(calls.GroupBy(c => new { c.CreatedAt.UtcDateTime.Year, c.CreatedAt.UtcDateTime.Month, c.CreatedAt.UtcDateTime.Day }),
+                k => new DateOnly(k.Year, k.Month, k.Day).ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture), ct),
             _ => throw ApiException.BadRequest("invalid_group_by", $"group_by must be one of model, job, model_name, day; got '{query.GroupBy}'.", "group_by"),
         };
         var total = (await SumAsync(calls.GroupBy(_ => 1), _ => (string?)null, ct)).SingleOrDefault()?.Usage ?? UsageResponse.Zero;
