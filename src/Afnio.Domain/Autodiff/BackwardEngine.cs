@@ -27,15 +27,9 @@ public sealed record GradientAppend(Guid VariableId, GradientValue Gradient);
 public sealed record NodeResult(Guid NodeId, IReadOnlyList<GradientValue?> EdgeGradients, IReadOnlyList<GradientAppend> Appends);
 
 /// <summary>Receives each node's result as soon as it is computed; a store commits it with the step's done mark.</summary>
-/// <remarks>
-/// The engine does not wait for a commit before running the nodes the result feeds: it hands results
-/// over in an order where every node comes after the nodes that fed it, and a sink must make them
-/// durable in that order (a result is never durable without those handed over before it). A resumed
-/// pass then never finds a node committed without the nodes upstream of it.
-/// </remarks>
 public interface INodeResultSink
 {
-    /// <summary>Commits <paramref name="result"/>; the task ends once it is durable. Called once per executed node.</summary>
+    /// <summary>Commits <paramref name="result"/>. Called once per executed node.</summary>
     Task CommitAsync(NodeResult result, CancellationToken cancellationToken);
 }
 
@@ -214,24 +208,6 @@ public sealed class BackwardEngine(OperationRegistry operations)
         }
 
         Exception? failure = null;
-
-        // Commits run behind the pass: a node's successors start as soon as its result is known, not
-        // once it is durable, so a provider's latency is not followed by a commit's on every level.
-        // The pass ends only when every commit has, and a failed commit stops it like a failed node.
-        var commits = new List<Task>();
-        async Task ObserveAsync(Task commit)
-        {
-            try
-            {
-                await commit;
-            }
-            catch (Exception e) when (e is not OperationCanceledException || !stop.IsCancellationRequested)
-            {
-                Interlocked.CompareExchange(ref failure, e, null);
-                await stop.CancelAsync();
-            }
-        }
-
         async Task Worker()
         {
             try
@@ -245,25 +221,9 @@ public sealed class BackwardEngine(OperationRegistry operations)
                         break;
                     }
 
-                    NodeResult result;
-                    if (completed.TryGetValue(id, out var done))
-                    {
-                        result = done;
-                    }
-                    else
-                    {
-                        (result, var commit) = await ExecuteAsync(plan, plan.Nodes[id], state[id].Drain(), stop.Token);
-                        if (commit)
-                        {
-                            // Handed over before any successor can be: the sink's order follows the graph's.
-                            var committing = ObserveAsync(sink.CommitAsync(result, stop.Token));
-                            lock (commits)
-                            {
-                                commits.Add(committing);
-                            }
-                        }
-                    }
-
+                    var result = completed.TryGetValue(id, out var done)
+                        ? done
+                        : await ExecuteAsync(plan, plan.Nodes[id], state[id].Drain(), sink, stop.Token);
                     foreach (var (edge, i) in plan.Nodes[id].NextFunctions.Select((e, i) => (e, i)))
                     {
                         if (edge.NodeId is not { } child || !state.TryGetValue(child, out var target))
@@ -300,13 +260,6 @@ public sealed class BackwardEngine(OperationRegistry operations)
         }
 
         await Task.WhenAll(Enumerable.Range(0, Math.Min(maxConcurrency, state.Count)).Select(_ => Task.Run(Worker, CancellationToken.None)));
-        Task[] pending;
-        lock (commits)
-        {
-            pending = [.. commits];
-        }
-
-        await Task.WhenAll(pending);
         cancellationToken.ThrowIfCancellationRequested();
         if (failure is not null)
         {
@@ -319,9 +272,8 @@ public sealed class BackwardEngine(OperationRegistry operations)
         }
     }
 
-    /// <summary>Runs one node; the flag says whether its result is a step to commit.</summary>
-    private async Task<(NodeResult Result, bool Commit)> ExecuteAsync(
-        BackwardPlan plan, GraphNode node, IReadOnlyList<Incoming> incoming, CancellationToken ct)
+    private async Task<NodeResult> ExecuteAsync(
+        BackwardPlan plan, GraphNode node, IReadOnlyList<Incoming> incoming, INodeResultSink sink, CancellationToken ct)
     {
         NodeResult result;
         if (node.IsAccumulateGrad)
@@ -334,7 +286,7 @@ public sealed class BackwardEngine(OperationRegistry operations)
         else if (incoming.Count == 0)
         {
             // Nothing reached this node (every path to it carried no gradient): running it would only cost.
-            return (new NodeResult(node.Id, [.. node.NextFunctions.Select(_ => (GradientValue?)null)], []), false);
+            return new NodeResult(node.Id, [.. node.NextFunctions.Select(_ => (GradientValue?)null)], []);
         }
         else
         {
@@ -356,7 +308,8 @@ public sealed class BackwardEngine(OperationRegistry operations)
             result = new NodeResult(node.Id, grads, appends);
         }
 
-        return (result, true);
+        await sink.CommitAsync(result, ct);
+        return result;
     }
 
     // Outputs are counted from the saved context when the op records it, else from what arrived.
