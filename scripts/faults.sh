@@ -9,4 +9,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export AFNIO_FAULT_TRIALS=${AFNIO_FAULT_TRIALS:-20}
-exec timeout 1800 bash scripts/test.sh --filter "FullyQualifiedName~Afnio.Api.Tests.Faults" --logger "console;verbosity=normal"
+exec timeout 1800 bash scripts/test.sh --filter "FullyQualifiedName~Afnio.Api.Tests.Faults" --logger "console;verbosity=detailed"
