@@ -15,6 +15,11 @@ namespace Afnio.Data;
 
 public sealed class AfnioDbContext(DbContextOptions<AfnioDbContext> options) : DbContext(options), IDataProtectionKeyContext
 {
+    public DbSet<Accounts.ProjectNamespace> Namespaces => Set<Accounts.ProjectNamespace>();
+    public DbSet<Accounts.User> Users => Set<Accounts.User>();
+    public DbSet<Accounts.UserApiKey> UserApiKeys => Set<Accounts.UserApiKey>();
+    public DbSet<Accounts.Organization> Organizations => Set<Accounts.Organization>();
+    public DbSet<Accounts.OrganizationMember> OrganizationMembers => Set<Accounts.OrganizationMember>();
     public DbSet<Project> Projects => Set<Project>();
     public DbSet<ApiKey> ApiKeys => Set<ApiKey>();
     public DbSet<Variable> Variables => Set<Variable>();

@@ -22,6 +22,166 @@ namespace Afnio.Migrations.Migrations
 
             NpgsqlModelBuilderExtensions.UseIdentityByDefaultColumns(modelBuilder);
 
+            modelBuilder.Entity("Afnio.Data.Accounts.Organization", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("DisplayName")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("display_name");
+
+                    b.HasKey("Id")
+                        .HasName("pk_organizations");
+
+                    b.ToTable("organizations", (string)null);
+                });
+
+            modelBuilder.Entity("Afnio.Data.Accounts.OrganizationMember", b =>
+                {
+                    b.Property<Guid>("OrganizationId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("organization_id");
+
+                    b.Property<Guid>("UserId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("user_id");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.HasKey("OrganizationId", "UserId")
+                        .HasName("pk_organization_members");
+
+                    b.HasIndex("UserId")
+                        .HasDatabaseName("ix_organization_members_user_id");
+
+                    b.ToTable("organization_members", (string)null);
+                });
+
+            modelBuilder.Entity("Afnio.Data.Accounts.ProjectNamespace", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("Kind")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("kind");
+
+                    b.Property<string>("Slug")
+                        .IsRequired()
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)")
+                        .HasColumnName("slug");
+
+                    b.HasKey("Id")
+                        .HasName("pk_namespaces");
+
+                    b.HasIndex("Slug")
+                        .IsUnique()
+                        .HasDatabaseName("ix_namespaces_slug");
+
+                    b.ToTable("namespaces", (string)null);
+                });
+
+            modelBuilder.Entity("Afnio.Data.Accounts.User", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("Email")
+                        .IsRequired()
+                        .HasMaxLength(254)
+                        .HasColumnType("character varying(254)")
+                        .HasColumnName("email");
+
+                    b.Property<string>("Username")
+                        .IsRequired()
+                        .HasMaxLength(150)
+                        .HasColumnType("character varying(150)")
+                        .HasColumnName("username");
+
+                    b.HasKey("Id")
+                        .HasName("pk_users");
+
+                    b.HasIndex("Username")
+                        .IsUnique()
+                        .HasDatabaseName("ix_users_username");
+
+                    b.ToTable("users", (string)null);
+                });
+
+            modelBuilder.Entity("Afnio.Data.Accounts.UserApiKey", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("Hint")
+                        .IsRequired()
+                        .HasMaxLength(8)
+                        .HasColumnType("character varying(8)")
+                        .HasColumnName("hint");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("name");
+
+                    b.Property<DateTimeOffset?>("RevokedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("revoked_at");
+
+                    b.Property<string>("SecretHash")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("secret_hash");
+
+                    b.Property<Guid>("UserId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("user_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_user_api_keys");
+
+                    b.HasIndex("SecretHash")
+                        .IsUnique()
+                        .HasDatabaseName("ix_user_api_keys_secret_hash");
+
+                    b.HasIndex("UserId", "Id")
+                        .HasDatabaseName("ix_user_api_keys_user_id_id");
+
+                    b.ToTable("user_api_keys", (string)null);
+                });
+
             modelBuilder.Entity("Afnio.Data.Datasets.Dataset", b =>
                 {
                     b.Property<Guid>("Id")
@@ -888,11 +1048,29 @@ namespace Afnio.Migrations.Migrations
                         .HasColumnType("character varying(200)")
                         .HasColumnName("name");
 
+                    b.Property<Guid?>("NamespaceId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("namespace_id");
+
+                    b.Property<string>("Slug")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("slug");
+
+                    b.Property<string>("Visibility")
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("visibility");
+
                     b.HasKey("Id")
                         .HasName("pk_projects");
 
                     b.HasIndex("BackwardModelId")
                         .HasDatabaseName("ix_projects_backward_model_id");
+
+                    b.HasIndex("NamespaceId", "Slug")
+                        .IsUnique()
+                        .HasDatabaseName("ix_projects_namespace_id_slug");
 
                     b.ToTable("projects", (string)null);
                 });
@@ -949,8 +1127,15 @@ namespace Afnio.Migrations.Migrations
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("updated_at");
 
+                    b.Property<Guid?>("UserId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("user_id");
+
                     b.HasKey("Id")
                         .HasName("pk_runs");
+
+                    b.HasIndex("UserId")
+                        .HasDatabaseName("ix_runs_user_id");
 
                     b.HasIndex("ProjectId", "Id")
                         .HasDatabaseName("ix_runs_project_id_id");
@@ -1559,6 +1744,53 @@ namespace Afnio.Migrations.Migrations
                     b.ToTable("data_protection_keys", (string)null);
                 });
 
+            modelBuilder.Entity("Afnio.Data.Accounts.Organization", b =>
+                {
+                    b.HasOne("Afnio.Data.Accounts.ProjectNamespace", null)
+                        .WithOne()
+                        .HasForeignKey("Afnio.Data.Accounts.Organization", "Id")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_organizations_namespaces_id");
+                });
+
+            modelBuilder.Entity("Afnio.Data.Accounts.OrganizationMember", b =>
+                {
+                    b.HasOne("Afnio.Data.Accounts.Organization", null)
+                        .WithMany()
+                        .HasForeignKey("OrganizationId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_organization_members_organizations_organization_id");
+
+                    b.HasOne("Afnio.Data.Accounts.User", null)
+                        .WithMany()
+                        .HasForeignKey("UserId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_organization_members_users_user_id");
+                });
+
+            modelBuilder.Entity("Afnio.Data.Accounts.User", b =>
+                {
+                    b.HasOne("Afnio.Data.Accounts.ProjectNamespace", null)
+                        .WithOne()
+                        .HasForeignKey("Afnio.Data.Accounts.User", "Id")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_users_namespaces_id");
+                });
+
+            modelBuilder.Entity("Afnio.Data.Accounts.UserApiKey", b =>
+                {
+                    b.HasOne("Afnio.Data.Accounts.User", null)
+                        .WithMany()
+                        .HasForeignKey("UserId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_user_api_keys_users_user_id");
+                });
+
             modelBuilder.Entity("Afnio.Data.Datasets.Dataset", b =>
                 {
                     b.HasOne("Afnio.Data.Projects.Project", null)
@@ -1740,6 +1972,12 @@ namespace Afnio.Migrations.Migrations
                         .HasForeignKey("BackwardModelId")
                         .OnDelete(DeleteBehavior.SetNull)
                         .HasConstraintName("fk_projects_models_backward_model_id");
+
+                    b.HasOne("Afnio.Data.Accounts.ProjectNamespace", null)
+                        .WithMany()
+                        .HasForeignKey("NamespaceId")
+                        .OnDelete(DeleteBehavior.SetNull)
+                        .HasConstraintName("fk_projects_namespaces_namespace_id");
                 });
 
             modelBuilder.Entity("Afnio.Data.Runs.Run", b =>
@@ -1750,6 +1988,12 @@ namespace Afnio.Migrations.Migrations
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired()
                         .HasConstraintName("fk_runs_projects_project_id");
+
+                    b.HasOne("Afnio.Data.Accounts.User", null)
+                        .WithMany()
+                        .HasForeignKey("UserId")
+                        .OnDelete(DeleteBehavior.SetNull)
+                        .HasConstraintName("fk_runs_users_user_id");
                 });
 
             modelBuilder.Entity("Afnio.Data.Runs.RunCheckpoint", b =>

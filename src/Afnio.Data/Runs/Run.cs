@@ -41,6 +41,9 @@ public sealed class Run : IHasId
     /// <summary>How the run ended: best checkpoint, promotion, usage, stop reason; JSON, written as it finishes.</summary>
     public string? Summary { get; set; }
 
+    /// <summary>The user whose key created the run through the afnio protocol, if one did.</summary>
+    public Guid? UserId { get; set; }
+
     public bool IsServerDriven => ProgramId is not null;
 }
 
@@ -70,6 +73,7 @@ public sealed class RunConfiguration : IEntityTypeConfiguration<Run>
         builder.HasIndex(r => new { r.ProjectId, r.Name }).IsUnique();
         builder.HasIndex(r => new { r.ProjectId, r.Id });
         builder.HasOne<Project>().WithMany().HasForeignKey(r => r.ProjectId).OnDelete(DeleteBehavior.Cascade);
+        builder.HasOne<Accounts.User>().WithMany().HasForeignKey(r => r.UserId).OnDelete(DeleteBehavior.SetNull);
     }
 }
 

@@ -24,7 +24,7 @@ public sealed class ChatCompletionOperation(ILanguageModels models) : IOperation
     public string Name => "chat_completion";
 
     /// <inheritdoc />
-    public string BackwardName => "ChatCompletionBackward";
+    public string BackwardName => "ChatCompletionBackward0";
 
     /// <inheritdoc />
     public OpCall Bind(JsonElement arguments) => Parse(arguments);

@@ -36,7 +36,7 @@ public sealed class LmJudgeEvaluatorOperation(ILanguageModels models) : IOperati
     public string Name => "lm_judge_evaluator";
 
     /// <inheritdoc />
-    public string BackwardName => "LMJudgeEvaluatorBackward";
+    public string BackwardName => "LMJudgeEvaluatorBackward0";
 
     /// <inheritdoc />
     public bool IsEvaluator => true;
