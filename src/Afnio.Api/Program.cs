@@ -1,3 +1,4 @@
+using Afnio.Api.Accounts;
 using Afnio.Api.Archives;
 using Afnio.Api.Auth;
 using Afnio.Api.Autodiff;
@@ -11,6 +12,8 @@ using Afnio.Api.Programs;
 using Afnio.Api.Projects;
 using Afnio.Api.Runs;
 using Afnio.Api.Schedules;
+using Afnio.Api.Sdk;
+using Afnio.Api.Sdk.Rpc;
 using Afnio.Api.Variables;
 using Afnio.Api.Webhooks;
 using Afnio.Data;
@@ -36,6 +39,9 @@ if (options.Worker.InProcess)
 }
 
 builder.Services.AddAfnioSchedules(options.Schedules);
+builder.Services.AddAfnioSdk(builder.Configuration);
+// The afnio protocol's handshake sends its 101 response together with the first WebSocket frame.
+builder.WebHost.ConfigureKestrel(kestrel => kestrel.ConfigureEndpointDefaults(listen => listen.UseUpgradeResponseHold()));
 
 var app = builder.Build();
 if (string.IsNullOrEmpty(options.AdminKey))
@@ -51,6 +57,7 @@ app.UseSwaggerUI(o => o.DocumentTitle = "Afnio API");
 app.UseAuthentication();
 app.UseRateLimiter();
 app.UseAuthorization();
+app.UseWebSockets();
 app.UseMiddleware<IdempotencyMiddleware>();
 
 app.MapHealthChecks("/healthz/live", new() { Predicate = _ => false }).AllowAnonymous();
@@ -59,6 +66,7 @@ app.MapHealthChecks("/healthz/ready", new() { Predicate = c => c.Tags.Contains("
 var v1 = app.MapGroup("/v1").ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status401Unauthorized)
     .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status429TooManyRequests);
 v1.MapProjects();
+v1.MapAccounts();
 v1.MapAdminJobs();
 v1.MapVariables();
 v1.MapFunctions();
@@ -75,6 +83,8 @@ v1.MapTrainingRuns();
 v1.MapArchives();
 v1.MapWebhooks();
 v1.MapSchedules();
+app.MapSdkHttp();
+app.MapSdkRpc();
 
 app.Run();
 

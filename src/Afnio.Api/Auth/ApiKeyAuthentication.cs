@@ -9,8 +9,9 @@ using Microsoft.Extensions.Options;
 namespace Afnio.Api.Auth;
 
 /// <summary>
-/// <c>Authorization: Bearer &lt;key&gt;</c>: the admin key from configuration, or a project key
-/// looked up by its hash. Failures answer 401 ProblemDetails; there is no 403 in this API.
+/// <c>Authorization: Bearer &lt;key&gt;</c> (or afnio's <c>Api-Key &lt;key&gt;</c>): the admin key from
+/// configuration, a project key or a user key, looked up by its hash. Failures answer 401
+/// ProblemDetails; there is no 403 in this API.
 /// </summary>
 internal sealed class ApiKeyAuthenticationHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> options,
@@ -23,8 +24,11 @@ internal sealed class ApiKeyAuthenticationHandler(
 {
     public const string SchemeName = "ApiKey";
     public const string ProjectClaim = "afnio:project_id";
+    public const string UserClaim = "afnio:user_id";
     public const string ApiKeyClaim = "afnio:api_key_id";
     public const string AdminRole = "admin";
+
+    private static readonly string[] Schemes = ["Bearer ", "Api-Key "];
 
     protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
     {
@@ -34,18 +38,20 @@ internal sealed class ApiKeyAuthenticationHandler(
             return AuthenticateResult.NoResult();
         }
 
-        if (!header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+        var scheme = Array.Find(Schemes, s => header.StartsWith(s, StringComparison.OrdinalIgnoreCase));
+        if (scheme is null)
         {
-            return AuthenticateResult.Fail("The Authorization header must be 'Bearer <key>'.");
+            return AuthenticateResult.Fail("The Authorization header must be 'Bearer <key>' (or 'Api-Key <key>').");
         }
 
-        var token = header["Bearer ".Length..].Trim();
+        var token = header[scheme.Length..].Trim();
         if (afnio.Value.AdminKey is { Length: > 0 } adminKey && ApiKeys.SecretEquals(token, adminKey))
         {
             return Success(new Claim(ClaimTypes.Role, AdminRole));
         }
 
-        if (!token.StartsWith(ApiKeys.Prefix, StringComparison.Ordinal))
+        var isUserKey = token.StartsWith(ApiKeys.UserPrefix, StringComparison.Ordinal);
+        if (!isUserKey && !token.StartsWith(ApiKeys.Prefix, StringComparison.Ordinal))
         {
             return AuthenticateResult.Fail("The API key is not valid.");
         }
@@ -53,19 +59,27 @@ internal sealed class ApiKeyAuthenticationHandler(
         var hash = ApiKeys.Hash(token);
         if (!keys.TryGet(hash, out var key))
         {
-            key = await db.ApiKeys.AsNoTracking()
-                .Where(k => k.SecretHash == hash && k.RevokedAt == null)
-                .Select(k => new ApiKeyCache.Entry(k.Id, k.ProjectId))
-                .SingleOrDefaultAsync(Context.RequestAborted);
+            key = isUserKey
+                ? await db.UserApiKeys.AsNoTracking()
+                    .Where(k => k.SecretHash == hash && k.RevokedAt == null)
+                    .Select(k => new ApiKeyCache.Entry(k.Id, null, k.UserId))
+                    .SingleOrDefaultAsync(Context.RequestAborted)
+                : await db.ApiKeys.AsNoTracking()
+                    .Where(k => k.SecretHash == hash && k.RevokedAt == null)
+                    .Select(k => new ApiKeyCache.Entry(k.Id, k.ProjectId, null))
+                    .SingleOrDefaultAsync(Context.RequestAborted);
             if (key is not null)
             {
                 keys.Set(hash, key);
             }
         }
 
-        return key is null
-            ? AuthenticateResult.Fail("The API key is not valid or has been revoked.")
-            : Success(new Claim(ProjectClaim, key.ProjectId.ToString("N")), new Claim(ApiKeyClaim, key.KeyId.ToString("N")));
+        return key switch
+        {
+            null => AuthenticateResult.Fail("The API key is not valid or has been revoked."),
+            { UserId: { } user } => Success(new Claim(UserClaim, user.ToString("N")), new Claim(ApiKeyClaim, key.KeyId.ToString("N"))),
+            _ => Success(new Claim(ProjectClaim, key.ProjectId!.Value.ToString("N")), new Claim(ApiKeyClaim, key.KeyId.ToString("N"))),
+        };
     }
 
     protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
@@ -82,9 +96,14 @@ internal sealed class ApiKeyAuthenticationHandler(
     {
         // Authenticated with the wrong kind of key. Answer 401, never 403: 403 would confirm that
         // the resource exists.
-        var (code, detail) = Context.User.IsInRole(AdminRole)
-            ? ("project_key_required", "This call works on a project's data: use a project API key (afn_…), not the admin key.")
-            : ("admin_key_required", "This call manages projects: use the admin key.");
+        var user = Context.User;
+        var (code, detail) = Context.GetEndpoint()?.Metadata.GetMetadata<UserKeyEndpoint>() is not null
+            ? ("user_key_required", "This call works for a user: use a user API key (afu_…), as the afnio client does.")
+            : user.IsInRole(AdminRole)
+                ? ("project_key_required", "This call works on a project's data: use a project API key (afn_…), not the admin key.")
+                : user.HasClaim(c => c.Type == UserClaim)
+                    ? ("project_key_required", "This call works on a project's data: use a project API key (afn_…); user keys (afu_…) serve the afnio protocol under /api/v0 and /ws/v0.")
+                    : ("admin_key_required", "This call manages projects and accounts: use the admin key.");
         return Problems.WriteAsync(Context, StatusCodes.Status401Unauthorized, code, detail).AsTask();
     }
 
@@ -92,3 +111,6 @@ internal sealed class ApiKeyAuthenticationHandler(
         AuthenticateResult.Success(new AuthenticationTicket(
             new ClaimsPrincipal(new ClaimsIdentity(claims, SchemeName)), SchemeName));
 }
+
+/// <summary>Marks endpoints that need a user key, so a wrong kind of key is told what to send.</summary>
+public sealed class UserKeyEndpoint;

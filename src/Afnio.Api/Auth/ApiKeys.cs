@@ -4,15 +4,18 @@ using System.Text;
 namespace Afnio.Api.Auth;
 
 /// <summary>
-/// Project keys are <c>afn_</c> and 43 random base62 characters (about 256 bits). With that much
-/// entropy a single SHA-256 is a safe verifier: there is nothing to brute-force.
+/// Project keys are <c>afn_</c> and user keys <c>afu_</c>, then 43 random base62 characters (about
+/// 256 bits). With that much entropy a single SHA-256 is a safe verifier: there is nothing to brute-force.
 /// </summary>
 public static class ApiKeys
 {
     public const string Prefix = "afn_";
+    public const string UserPrefix = "afu_";
     private const string Alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
     public static string Generate() => Prefix + RandomNumberGenerator.GetString(Alphabet, 43);
+
+    public static string GenerateUserKey() => UserPrefix + RandomNumberGenerator.GetString(Alphabet, 43);
 
     public static string Hash(string key) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
 

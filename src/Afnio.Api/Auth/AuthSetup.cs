@@ -8,6 +8,7 @@ public static class AuthSetup
 {
     public const string AdminPolicy = "admin";
     public const string ProjectPolicy = "project";
+    public const string UserPolicy = "user";
 
     /// <summary>Every endpoint needs a project key unless it says otherwise.</summary>
     public static IServiceCollection AddAfnioAuth(this IServiceCollection services)
@@ -23,8 +24,12 @@ public static class AuthSetup
             .AddPolicy(ProjectPolicy, project)
             .AddPolicy(AdminPolicy, p => p.AddAuthenticationSchemes(ApiKeyAuthenticationHandler.SchemeName)
                 .RequireRole(ApiKeyAuthenticationHandler.AdminRole))
+            .AddPolicy(UserPolicy, p => p.AddAuthenticationSchemes(ApiKeyAuthenticationHandler.SchemeName)
+                .RequireClaim(ApiKeyAuthenticationHandler.UserClaim))
             .SetFallbackPolicy(project);
         services.AddScoped(sp => ProjectContext.FromUser(
+            sp.GetRequiredService<IHttpContextAccessor>().HttpContext?.User ?? new ClaimsPrincipal()));
+        services.AddScoped(sp => UserContext.FromUser(
             sp.GetRequiredService<IHttpContextAccessor>().HttpContext?.User ?? new ClaimsPrincipal()));
         return services;
     }

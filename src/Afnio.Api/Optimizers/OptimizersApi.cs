@@ -241,8 +241,17 @@ public static class OptimizersApi
         return TypedResults.Ok(await ToResponseAsync(db, optimizer, ct));
     }
 
-    public static async Task<Accepted<JobResponse>> Step(
-        string id, AfnioDbContext db, ProjectContext project, IBackgroundJobClient hangfire, TimeProvider clock, CancellationToken ct)
+    public static Task<Accepted<JobResponse>> Step(
+        string id, AfnioDbContext db, ProjectContext project, IBackgroundJobClient hangfire, TimeProvider clock, CancellationToken ct) =>
+        StartStepAsync(id, null, db, project, hangfire, clock, ct);
+
+    /// <summary>
+    /// Queues a step over every parameter that has gradients: its gradient lists, or the gradients
+    /// given in <paramref name="gradients"/> (afnio's functional <c>tgd(params, grads, …)</c>).
+    /// </summary>
+    public static async Task<Accepted<JobResponse>> StartStepAsync(
+        string id, IReadOnlyDictionary<Guid, IReadOnlyList<Guid>>? gradients, AfnioDbContext db, ProjectContext project,
+        IBackgroundJobClient hangfire, TimeProvider clock, CancellationToken ct)
     {
         // The row lock orders this step with loads, new groups and deletes of the same optimizer: the
         // Worker reads settings and state that were committed before the step was.
@@ -250,11 +259,13 @@ public static class OptimizersApi
         var optimizer = await LockAsync(db, project, id, ct);
         var parameters = await ParamsAsync(db, optimizer.Id, ct);
         var ids = parameters.Select(p => p.VariableId).ToList();
-        var gradients = (await db.VariableGradients.AsNoTracking().Where(g => ids.Contains(g.VariableId))
+        var lists = gradients is not null
+            ? parameters.SelectMany(p => gradients.GetValueOrDefault(p.VariableId, []).Select(g => (p.VariableId, GradientId: g))).ToLookup(g => g.VariableId, g => g.GradientId)
+            : (await db.VariableGradients.AsNoTracking().Where(g => ids.Contains(g.VariableId))
                 .OrderBy(g => g.Seq).Select(g => new { g.VariableId, g.GradientId }).ToListAsync(ct))
-            .ToLookup(g => g.VariableId, g => g.GradientId);
-        var stepped = parameters.Where(p => gradients[p.VariableId].Any())
-            .Select(p => new StepParameter(p.VariableId, p.GroupIndex, [.. gradients[p.VariableId]]))
+                .ToLookup(g => g.VariableId, g => g.GradientId);
+        var stepped = parameters.Where(p => lists[p.VariableId].Any())
+            .Select(p => new StepParameter(p.VariableId, p.GroupIndex, [.. lists[p.VariableId]]))
             .ToList();
         var arguments = new OptimizerStepJobArguments(optimizer.Id, stepped, parameters.Count - stepped.Count);
         Job job;

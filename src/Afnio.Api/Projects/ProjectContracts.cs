@@ -3,10 +3,17 @@ using System.Text.Json.Serialization;
 namespace Afnio.Api.Projects;
 
 /// <summary>Creates a project.</summary>
-/// <param name="Name">A name for people; not unique.</param>
-public sealed record CreateProjectRequest(string Name);
+/// <param name="Name">A name for people; not unique unless the project is in a namespace.</param>
+/// <param name="Namespace">A user's or organization's namespace slug to put the project in; its slug is then python-slugify of the name, unique in the namespace.</param>
+public sealed record CreateProjectRequest(string Name, string? Namespace = null);
 
-public sealed record ProjectResponse([property: JsonPropertyOrder(-2)] string Id, string Name, long CreatedAt)
+/// <summary>A project.</summary>
+/// <param name="Id">The project id.</param>
+/// <param name="Name">A name for people.</param>
+/// <param name="Namespace">The slug of the user or organization that owns it, or null.</param>
+/// <param name="Slug">Its slug in that namespace (what afnio's client computes from the name), or null.</param>
+/// <param name="CreatedAt">Unix seconds.</param>
+public sealed record ProjectResponse([property: JsonPropertyOrder(-2)] string Id, string Name, string? Namespace, string? Slug, long CreatedAt)
 {
     [JsonPropertyOrder(-1)]
     public string Object => "project";

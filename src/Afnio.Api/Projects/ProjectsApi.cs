@@ -1,10 +1,12 @@
 using Afnio.Api.Auth;
 using Afnio.Api.Infrastructure;
 using Afnio.Data;
+using Afnio.Data.Accounts;
 using Afnio.Data.Projects;
 using Afnio.Domain.Common;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
+using Npgsql;
 
 namespace Afnio.Api.Projects;
 
@@ -26,28 +28,70 @@ public static class ProjectsApi
     public static async Task<Created<ProjectResponse>> CreateProject(
         CreateProjectRequest request, AfnioDbContext db, TimeProvider clock, CancellationToken ct)
     {
-        var name = StorableText.Check(request.Name.Trim(), "invalid_name", "name");
+        ProjectNamespace? owner = null;
+        if (request.Namespace is { } slug)
+        {
+            owner = await db.Namespaces.AsNoTracking().SingleOrDefaultAsync(n => n.Slug == slug, ct)
+                ?? throw ApiException.NotFound("namespace", "namespace");
+        }
+
+        var project = await AddAsync(db, request.Name, owner?.Id, null, clock.GetUtcNow(), ct);
+        var response = ToResponse(project, owner?.Slug);
+        return TypedResults.Created($"/v1/projects/{response.Id}", response);
+    }
+
+    /// <summary>
+    /// Stores a new project: by the admin API, and by the afnio protocol's <c>POST /api/v0/{namespace}/projects/</c>.
+    /// In a namespace its slug is python-slugify of the name, as the afnio client computes it, and must be free there.
+    /// </summary>
+    public static async Task<Project> AddAsync(
+        AfnioDbContext db, string? requestedName, Guid? namespaceId, string? visibility, DateTimeOffset now, CancellationToken ct)
+    {
+        var name = StorableText.Check((requestedName ?? throw ApiException.BadRequest("missing_field", "'name' is required.", "name")).Trim(),
+            "invalid_name", "name");
         if (name.Length is 0 or > 200)
         {
             throw ApiException.BadRequest("invalid_name", "name must be 1 to 200 characters.", "name");
         }
 
-        var project = new Project { Id = PrefixedId.NewGuid(), Name = name, CreatedAt = clock.GetUtcNow() };
+        string? slug = null;
+        if (namespaceId is not null)
+        {
+            slug = Slugs.Slugify(name);
+            if (slug.Length == 0)
+            {
+                throw ApiException.BadRequest("invalid_name", $"The name '{name}' has no letter or digit to make a project slug from.", "name");
+            }
+        }
+
+        var project = new Project { Id = PrefixedId.NewGuid(), Name = name, CreatedAt = now, NamespaceId = namespaceId, Slug = slug, Visibility = visibility };
         db.Projects.Add(project);
-        await db.SaveChangesAsync(ct);
-        var response = ToResponse(project);
-        return TypedResults.Created($"/v1/projects/{response.Id}", response);
+        try
+        {
+            await db.SaveChangesAsync(ct);
+        }
+        catch (DbUpdateException e) when (e.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
+        {
+            db.Entry(project).State = EntityState.Detached;
+            throw ApiException.Conflict("project_slug_taken", $"A project with the slug '{slug}' exists in this namespace already.", "name");
+        }
+
+        return project;
     }
 
     public static async Task<Ok<ListResponse<ProjectResponse>>> ListProjects(
         [AsParameters] PageQuery page, AfnioDbContext db, CancellationToken ct)
     {
         var (rows, limit) = await db.Projects.AsNoTracking().FetchPageAsync(PrefixedId.Project, page, ct);
-        return TypedResults.Ok(Paging.ToList(rows.Select(ToResponse).ToList(), limit, p => p.Id));
+        var slugs = await NamespaceSlugsAsync(db, rows, ct);
+        return TypedResults.Ok(Paging.ToList(rows.Select(p => ToResponse(p, NamespaceOf(p, slugs))).ToList(), limit, p => p.Id));
     }
 
-    public static async Task<Ok<ProjectResponse>> GetProject(string id, AfnioDbContext db, CancellationToken ct) =>
-        TypedResults.Ok(ToResponse(await FindProjectAsync(db, id, ct)));
+    public static async Task<Ok<ProjectResponse>> GetProject(string id, AfnioDbContext db, CancellationToken ct)
+    {
+        var project = await FindProjectAsync(db, id, ct);
+        return TypedResults.Ok(ToResponse(project, NamespaceOf(project, await NamespaceSlugsAsync(db, [project], ct))));
+    }
 
     public static async Task<Created<ApiKeyCreatedResponse>> CreateApiKey(
         string id, CreateApiKeyRequest request, AfnioDbContext db, TimeProvider clock, CancellationToken ct)
@@ -107,8 +151,17 @@ public static class ProjectsApi
             ? project
             : throw ApiException.NotFound("project", "id");
 
-    private static ProjectResponse ToResponse(Project p) =>
-        new(PrefixedId.Format(PrefixedId.Project, p.Id), p.Name, UnixTime.Of(p.CreatedAt));
+    private static async Task<Dictionary<Guid, string>> NamespaceSlugsAsync(AfnioDbContext db, IReadOnlyList<Project> projects, CancellationToken ct)
+    {
+        var ids = projects.Select(p => p.NamespaceId).OfType<Guid>().Distinct().ToList();
+        return ids.Count == 0 ? [] : await db.Namespaces.AsNoTracking().Where(n => ids.Contains(n.Id)).ToDictionaryAsync(n => n.Id, n => n.Slug, ct);
+    }
+
+    private static string? NamespaceOf(Project p, Dictionary<Guid, string> slugs) =>
+        p.NamespaceId is { } id ? slugs.GetValueOrDefault(id) : null;
+
+    private static ProjectResponse ToResponse(Project p, string? namespaceSlug) =>
+        new(PrefixedId.Format(PrefixedId.Project, p.Id), p.Name, namespaceSlug, namespaceSlug is null ? null : p.Slug, UnixTime.Of(p.CreatedAt));
 
     private static ApiKeyResponse ToResponse(ApiKey k) => new(
         PrefixedId.Format(PrefixedId.ApiKey, k.Id), PrefixedId.Format(PrefixedId.Project, k.ProjectId),

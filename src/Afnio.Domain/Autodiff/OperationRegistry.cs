@@ -23,12 +23,13 @@ public sealed class OperationRegistry
 
     /// <summary>Every built-in operation, the ones that call language models included.</summary>
     /// <param name="models">The models the calls go to, scoped to one project (and job).</param>
-    public static OperationRegistry Standard(ILanguageModels models) => new(
+    /// <param name="callables">Runs the afnio client's own functions (evaluators' eval_fn, reduction_fn, success_fn); null without a client.</param>
+    public static OperationRegistry Standard(ILanguageModels models, Evaluation.IClientCallables? callables = null) => new(
     [
         new AddOperation(), new SumOperation(), new SplitOperation(),
-        new ExactMatchEvaluatorOperation(models),
-        new DeterministicEvaluatorOperation(models),
-        new ChatCompletionOperation(models), new LmJudgeEvaluatorOperation(models),
+        new ExactMatchEvaluatorOperation(models, callables),
+        new DeterministicEvaluatorOperation(models, callables),
+        new ChatCompletionOperation(models), new LmJudgeEvaluatorOperation(models, callables),
     ]);
 
     /// <summary>The API names, for error messages and documentation.</summary>

@@ -14,6 +14,15 @@ public static class PrefixedId
     /// <summary>Prefix of project API key ids.</summary>
     public const string ApiKey = "key";
 
+    /// <summary>Prefix of user ids.</summary>
+    public const string User = "user";
+
+    /// <summary>Prefix of user API key ids.</summary>
+    public const string UserApiKey = "ukey";
+
+    /// <summary>Prefix of organization ids.</summary>
+    public const string Organization = "org";
+
     /// <summary>Prefix of variable ids.</summary>
     public const string Variable = "var";
 

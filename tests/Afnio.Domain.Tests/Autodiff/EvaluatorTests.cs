@@ -37,8 +37,10 @@ public sealed class EvaluatorTests
             return Evaluators.Bind(doc.RootElement, exactMatch);
         }
 
+        // Catalogue functions never leave the process, so the forward pass completes at once.
         public ForwardResult Forward(string arguments, bool exactMatch = true) =>
-            Evaluators.Forward((EvaluatorArguments)Bind(arguments, exactMatch).Arguments, Variables);
+            Evaluators.ForwardAsync((EvaluatorArguments)Bind(arguments, exactMatch).Arguments, Variables, null, CancellationToken.None)
+                .AsTask().GetAwaiter().GetResult();
     }
 
     private static string Id(Guid id) => Tape.Id(id);
@@ -140,7 +142,7 @@ public sealed class EvaluatorTests
     {
         Assert.Equal(GreenVsRed, Explanations.Scalar("exact match", Scalar.FromStr("green"), Scalar.FromStr("red"), Scalar.FromInt(0)));
         Assert.Equal(BatchSummation, Explanations.BatchReduced("exact match", "summation", Scalar.FromInt(1)));
-        Assert.EndsWith("for each pair: [0, 1, 1].", Explanations.BatchUnreduced("exact match", [0, 1, 1]));
+        Assert.EndsWith("for each pair: [0, 1, 1].", Explanations.BatchUnreduced("exact match", [Scalar.FromInt(0), Scalar.FromInt(1), Scalar.FromInt(1)]));
         Assert.EndsWith("final aggregated score: 1.0.", Explanations.BatchReduced("exact match", "mean", Scalar.FromFloat(1)));
     }
 

@@ -214,7 +214,7 @@ public sealed class ScoringTests
         using var doc = JsonDocument.Parse(spec);
         var condition = Scoring.ParseSuccess(doc.RootElement)!;
 
-        Assert.Equal(expected, condition.IsMet(scores, reduced is { } r ? Scalar.FromFloat(r) : null));
+        Assert.Equal(expected, condition.IsMet([.. scores.Select(s => Scalar.FromInt(s))], reduced is { } r ? Scalar.FromFloat(r) : null));
     }
 
     [Theory]

@@ -27,8 +27,8 @@ public static class Explanations
     /// A batch without a reduction (not documented by the reference; its recommended wording): the same
     /// opening, then the list of scores as Python prints it, e.g. <c>[0, 1]</c>.
     /// </summary>
-    public static string BatchUnreduced(string purpose, IReadOnlyList<int> scores) =>
-        $"{BatchOpening(purpose)}: {VariableData.List(scores.Select(s => Variables.Scalar.FromInt(s)))}.";
+    public static string BatchUnreduced(string purpose, IReadOnlyList<Scalar> scores) =>
+        $"{BatchOpening(purpose)}: {VariableData.List(scores)}.";
 
     private static string BatchOpening(string purpose) =>
         $"The evaluation function, designed for '{purpose}', compared the <DATA> fields of the predicted variable and "

@@ -60,7 +60,7 @@ public sealed record Reduction(string Name)
 
         return Name switch
         {
-            "sum" when scores.All(s => s.Kind == ScalarKind.Int) => Scalar.FromInt(scores.Aggregate(0L, (sum, s) => checked(sum + s.AsInt))),
+            "sum" when scores.All(s => s.Kind is ScalarKind.Int or ScalarKind.Bool) => Scalar.FromInt(scores.Aggregate(0L, (sum, s) => checked(sum + s.AsInt))),
             "sum" => Scalar.FromFloat(floatSum),
             "mean" => Scalar.FromFloat(floatSum / scores.Count),
             "min" => scores.Aggregate((best, s) => s.AsFloat < best.AsFloat ? s : best),
@@ -85,11 +85,11 @@ public sealed record SuccessCondition(string Name, double? Threshold = null)
     /// </summary>
     /// <param name="scores">The per-pair scores (one for a scalar evaluation).</param>
     /// <param name="reduced">The reduced score, or null when the batch was not reduced.</param>
-    public bool IsMet(IReadOnlyList<int> scores, Scalar? reduced) => Name switch
+    public bool IsMet(IReadOnlyList<Scalar> scores, Scalar? reduced) => Name switch
     {
-        "all_correct" => scores.All(s => s == 1),
-        "any_correct" => scores.Any(s => s == 1),
-        "score_at_least" => (reduced is { } r ? r.AsFloat : scores.Average()) >= Threshold!.Value,
+        "all_correct" => scores.All(s => s.AsFloat == 1),
+        "any_correct" => scores.Any(s => s.AsFloat == 1),
+        "score_at_least" => (reduced is { } r ? r.AsFloat : scores.Average(s => s.AsFloat)) >= Threshold!.Value,
         _ => throw new InvalidOperationException($"Unknown success condition '{Name}'."),
     };
 }

@@ -244,6 +244,18 @@ internal sealed record ChatTemplate(
             : Task.FromResult<GradientValue?>(null), cancellationToken);
     }
 
+    /// <summary>An empty gradient (<c>""</c>) for every eligible edge that takes one, as when an evaluation already succeeded.</summary>
+    public static IReadOnlyList<GradientValue?> EmptyPerVariable(BackwardContext context, Func<SavedEdge, bool> eligible)
+    {
+        var gradients = new GradientValue?[context.EdgeNeedsGradient.Count];
+        foreach (var edge in LoadEdges(context.SavedContext).Where(e => eligible(e) && context.EdgeNeedsGradient[e.Index]))
+        {
+            gradients[edge.Index] = GradientValue.Empty(Feedback.RoleFor(edge.Role));
+        }
+
+        return gradients;
+    }
+
     /// <summary>One call to the backward model; the reply is the gradient of a variable with <paramref name="variableRole"/>.</summary>
     public static async Task<GradientValue?> AskFeedbackAsync(
         ILanguageModels models, string userPrompt, string variableRole, string stepKey, CancellationToken cancellationToken)

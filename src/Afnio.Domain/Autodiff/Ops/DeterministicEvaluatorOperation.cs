@@ -10,12 +10,13 @@ namespace Afnio.Domain.Autodiff.Ops;
 /// <summary>
 /// <c>deterministic_evaluator(prediction, target, eval_fn, eval_fn_purpose, reduction="sum",
 /// reduction_fn_purpose="summation", success=None)</c>: scores each (prediction, target) pair with a
-/// function of the server-side catalogue (<see cref="Scoring"/>), reduces a batch's scores, and explains
-/// the result. Backward asks the backward model for feedback on the prediction, unless the success
-/// condition held at forward time.
+/// function of the server-side catalogue (<see cref="Scoring"/>) or, over the afnio protocol, the
+/// client's own Python function; reduces a batch's scores, and explains the result. Backward asks the
+/// backward model for feedback on the prediction, unless the success condition held at forward time.
 /// </summary>
 /// <param name="models">The backward model is reached through these.</param>
-public sealed class DeterministicEvaluatorOperation(ILanguageModels models) : IOperation
+/// <param name="callables">Runs the client's functions; null where there is no client to call (REST).</param>
+public sealed class DeterministicEvaluatorOperation(ILanguageModels models, IClientCallables? callables = null) : IOperation
 {
     /// <inheritdoc />
     public string Name => "deterministic_evaluator";
@@ -27,12 +28,12 @@ public sealed class DeterministicEvaluatorOperation(ILanguageModels models) : IO
     public bool IsEvaluator => true;
 
     /// <inheritdoc />
-    public OpCall Bind(JsonElement arguments) => Evaluators.Bind(arguments, exactMatch: false);
+    public OpCall Bind(JsonElement arguments) => Evaluators.Bind(arguments, exactMatch: false, callables);
 
     /// <inheritdoc />
     public ValueTask<ForwardResult> ForwardAsync(
         OpCall bound, IReadOnlyDictionary<Guid, VariableSnapshot> variables, CancellationToken cancellationToken) =>
-        ValueTask.FromResult(Evaluators.Forward((EvaluatorArguments)bound.Arguments, variables));
+        Evaluators.ForwardAsync((EvaluatorArguments)bound.Arguments, variables, callables, cancellationToken);
 
     /// <inheritdoc />
     public ValueTask<IReadOnlyList<GradientValue?>> BackwardAsync(BackwardContext context, CancellationToken cancellationToken) =>
@@ -43,24 +44,24 @@ public sealed class DeterministicEvaluatorOperation(ILanguageModels models) : IO
 /// <param name="Prediction">The prediction variable.</param>
 /// <param name="TargetVariable">The target, when it is a variable (it then has the second edge).</param>
 /// <param name="TargetLiteral">The target, when it is a plain value or list.</param>
-/// <param name="EvalFn">The catalogue function that scores each pair.</param>
-/// <param name="Purpose">What the function is for, quoted in the explanation.</param>
+/// <param name="EvalFn">What scores each pair.</param>
+/// <param name="Purpose">What the function is for, quoted in the explanation: text or a variable.</param>
 /// <param name="Reduction">How a batch's scores are reduced; null keeps the list of scores.</param>
-/// <param name="ReductionPurpose">What the reduction is for, quoted in the explanation.</param>
+/// <param name="ReductionPurpose">What the reduction is for, quoted in the explanation: text or a variable.</param>
 /// <param name="Success">When it holds, backward gives an empty gradient without calling a model.</param>
 public sealed record EvaluatorArguments(
     Guid Prediction,
     Guid? TargetVariable,
     VariableData? TargetLiteral,
-    EvalFunction EvalFn,
-    string Purpose,
-    Reduction? Reduction,
-    string ReductionPurpose,
-    SuccessCondition? Success);
+    PairScorer EvalFn,
+    Argument Purpose,
+    ScoreReduction? Reduction,
+    Argument ReductionPurpose,
+    SuccessTest? Success);
 
 /// <summary>
 /// What the deterministic evaluators share: argument binding, the forward evaluation and the backward
-/// feedback call. Everything but <see cref="BackwardAsync"/> is pure.
+/// feedback call. Only client functions and <see cref="BackwardAsync"/> leave the process.
 /// </summary>
 public static class Evaluators
 {
@@ -70,22 +71,23 @@ public static class Evaluators
     private const string DefaultReductionPurpose = "summation";
 
     /// <summary>
-    /// Validates the arguments. Edges: the prediction, then the target when it is a variable.
-    /// The exact-match evaluator takes no <c>eval_fn</c> or <c>eval_fn_purpose</c>.
+    /// Validates the arguments. Edges, in argument order: the prediction, the target when it is a
+    /// variable, then each purpose given as a variable (as afnio's module passes them). The exact-match
+    /// evaluator takes no <c>eval_fn</c> or <c>eval_fn_purpose</c>.
     /// </summary>
-    public static OpCall Bind(JsonElement arguments, bool exactMatch)
+    public static OpCall Bind(JsonElement arguments, bool exactMatch, IClientCallables? callables = null)
     {
         string[] common = ["prediction", "target", "reduction", "reduction_fn_purpose", "success"];
         Arguments.EnsureObject(arguments, exactMatch ? common : [.. common, "eval_fn", "eval_fn_purpose"]);
         var prediction = Arguments.Variable(arguments, "prediction");
         var target = Arguments.VariableOrLiteral(arguments, "target")
             ?? throw AfnioException.Invalid("missing_field", "'target' is required: a variable id (var_…), a string, a number, or a list.", "target");
-        var evalFn = exactMatch ? Scoring.Exact : Scoring.ParseEvalFn(Required(arguments, "eval_fn",
-            "a catalogue function name or {\"name\": …, <parameters>}"));
-        var purpose = exactMatch ? ExactMatchPurpose : RequiredString(arguments, "eval_fn_purpose");
-        var reduction = arguments.TryGetProperty("reduction", out var r) ? Scoring.ParseReduction(r) : new Reduction("sum");
-        var reductionPurpose = OptionalString(arguments, "reduction_fn_purpose") ?? DefaultReductionPurpose;
-        var success = arguments.TryGetProperty("success", out var s) ? Scoring.ParseSuccess(s) : null;
+        var evalFn = exactMatch ? new PairScorer.Catalogue(Scoring.Exact) : PairScorer.Read(Required(arguments, "eval_fn",
+            "a catalogue function name or {\"name\": …, <parameters>}"), callables);
+        var purpose = exactMatch ? new Argument.Literal(JsonSerializer.SerializeToElement(ExactMatchPurpose)) : PurposeText.Read(arguments, "eval_fn_purpose", null);
+        var reduction = arguments.TryGetProperty("reduction", out var r) ? ScoreReduction.Read(r, callables) : ScoreReduction.Sum;
+        var reductionPurpose = PurposeText.Read(arguments, "reduction_fn_purpose", DefaultReductionPurpose);
+        var success = arguments.TryGetProperty("success", out var s) ? SuccessTest.Read(s, callables) : null;
 
         var args = target switch
         {
@@ -94,7 +96,9 @@ public static class Evaluators
                 prediction, null, VariableData.FromJson(l.Value, "target"), evalFn, purpose, reduction, reductionPurpose, success),
             _ => throw new InvalidOperationException("An argument is a variable or a literal."),
         };
-        return new OpCall(args.TargetVariable is { } t ? [prediction, t] : [prediction], args);
+        List<Guid> edges = [prediction];
+        edges.AddRange(new[] { args.TargetVariable, PurposeText.VariableOf(purpose), PurposeText.VariableOf(reductionPurpose) }.OfType<Guid>());
+        return new OpCall(edges, args);
     }
 
     /// <summary>
@@ -105,33 +109,36 @@ public static class Evaluators
     /// explanation and whether the success condition held.
     /// </summary>
     /// <exception cref="AfnioException">400 <c>batch_length_mismatch</c> or <c>empty_batch</c>.</exception>
-    public static ForwardResult Forward(EvaluatorArguments args, IReadOnlyDictionary<Guid, VariableSnapshot> variables)
+    public static async ValueTask<ForwardResult> ForwardAsync(
+        EvaluatorArguments args, IReadOnlyDictionary<Guid, VariableSnapshot> variables, IClientCallables? callables, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(args);
         var prediction = variables[args.Prediction];
         var target = args.TargetVariable is { } id ? variables[id].Data : args.TargetLiteral!;
         var pairs = Pairs(prediction.Data, target);
-        var scores = pairs.Select(p => args.EvalFn.Score(p.Prediction, p.Target)).ToList();
+        var scores = await args.EvalFn.ScoreAsync(pairs, callables, cancellationToken);
+        var purpose = PurposeText.Text(args.Purpose, variables);
 
         VariableData score;
         Scalar? reduced;
         string explanation;
         if (!prediction.Data.IsList)
         {
-            reduced = Scalar.FromInt(scores[0]);
+            reduced = scores[0];
             score = VariableData.Of(reduced.Value);
-            explanation = Explanations.Scalar(args.Purpose, pairs[0].Prediction, pairs[0].Target, reduced.Value);
+            explanation = Explanations.Scalar(purpose, pairs[0].Prediction, pairs[0].Target, reduced.Value);
         }
         else if (args.Reduction is { } reduction)
         {
-            reduced = reduction.Reduce(scores);
+            reduced = await reduction.ReduceAsync(scores, callables, cancellationToken);
             score = VariableData.Of(reduced.Value);
-            explanation = Explanations.BatchReduced(args.Purpose, args.ReductionPurpose, reduced.Value);
+            explanation = Explanations.BatchReduced(purpose, PurposeText.Text(args.ReductionPurpose, variables), reduced.Value);
         }
         else
         {
             reduced = null;
-            score = VariableData.List(scores.Select(s => Scalar.FromInt(s)));
-            explanation = Explanations.BatchUnreduced(args.Purpose, scores);
+            score = VariableData.List(scores);
+            explanation = Explanations.BatchUnreduced(purpose, scores);
         }
 
         var context = new JsonObject
@@ -142,10 +149,10 @@ public static class Evaluators
             {
                 ["prediction"] = p.Prediction.ToPythonString(),
                 ["target"] = p.Target.ToPythonString(),
-                ["score"] = scores[i].ToString(System.Globalization.CultureInfo.InvariantCulture),
+                ["score"] = scores[i].ToPythonString(),
             })]),
             ["explanation"] = explanation,
-            ["success"] = args.Success?.IsMet(scores, reduced) ?? false,
+            ["success"] = args.Success is { } success && await success.IsMetAsync(scores, reduced, callables, cancellationToken),
         };
         return new ForwardResult(
             [
@@ -233,20 +240,4 @@ public static class Evaluators
         arguments.TryGetProperty(name, out var value) && value.ValueKind != JsonValueKind.Null
             ? value
             : throw AfnioException.Invalid("missing_field", $"'{name}' is required: {what}.", name);
-
-    private static string RequiredString(JsonElement arguments, string name) =>
-        OptionalString(arguments, name)
-            ?? throw AfnioException.Invalid("missing_field", $"'{name}' is required: a string that says what the function checks.", name);
-
-    private static string? OptionalString(JsonElement arguments, string name)
-    {
-        if (!arguments.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
-        {
-            return null;
-        }
-
-        return value.ValueKind == JsonValueKind.String
-            ? StorableText.Check(value.GetString()!, "invalid_type", name)
-            : throw AfnioException.Invalid("invalid_type", $"'{name}' must be a string.", name);
-    }
 }

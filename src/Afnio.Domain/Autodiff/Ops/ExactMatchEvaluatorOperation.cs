@@ -9,7 +9,8 @@ namespace Afnio.Domain.Autodiff.Ops;
 /// <c>==</c>) and the purpose <c>exact match</c>.
 /// </summary>
 /// <param name="models">The backward model is reached through these.</param>
-public sealed class ExactMatchEvaluatorOperation(ILanguageModels models) : IOperation
+/// <param name="callables">Runs the client's reduction and success functions; null where there is no client (REST).</param>
+public sealed class ExactMatchEvaluatorOperation(ILanguageModels models, Evaluation.IClientCallables? callables = null) : IOperation
 {
     /// <inheritdoc />
     public string Name => "exact_match_evaluator";
@@ -21,12 +22,12 @@ public sealed class ExactMatchEvaluatorOperation(ILanguageModels models) : IOper
     public bool IsEvaluator => true;
 
     /// <inheritdoc />
-    public OpCall Bind(JsonElement arguments) => Evaluators.Bind(arguments, exactMatch: true);
+    public OpCall Bind(JsonElement arguments) => Evaluators.Bind(arguments, exactMatch: true, callables);
 
     /// <inheritdoc />
     public ValueTask<ForwardResult> ForwardAsync(
         OpCall bound, IReadOnlyDictionary<Guid, VariableSnapshot> variables, CancellationToken cancellationToken) =>
-        ValueTask.FromResult(Evaluators.Forward((EvaluatorArguments)bound.Arguments, variables));
+        Evaluators.ForwardAsync((EvaluatorArguments)bound.Arguments, variables, callables, cancellationToken);
 
     /// <inheritdoc />
     public ValueTask<IReadOnlyList<GradientValue?>> BackwardAsync(BackwardContext context, CancellationToken cancellationToken) =>

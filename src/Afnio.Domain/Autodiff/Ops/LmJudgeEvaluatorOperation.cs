@@ -16,21 +16,24 @@ public sealed record JudgeVerdict(Scalar Score, string Explanation);
 
 /// <summary>
 /// <c>lm_judge_evaluator(model_id, messages, inputs?, prediction, target?, eval_mode=true,
-/// reduction="sum", reduction_fn_purpose="summation", completion_args?)</c>: a language model judges the
+/// reduction="sum", reduction_fn_purpose="summation", success=None, completion_args?)</c>: a language model judges the
 /// prediction. Prompts are built as for chat_completion, with <c>{prediction}</c> and <c>{target}</c>
 /// also filled with the current item's values; the judge must answer JSON <c>{"score", "explanation"}</c>.
 /// Outputs: the score and the explanation (roles <c>Evaluation result score of &lt;prediction role&gt;</c>
 /// and <c>Evaluation result explanation of &lt;prediction role&gt;</c>). Backward in eval mode gives only the
-/// prediction feedback; otherwise it gives the judge's message and input variables feedback.
+/// prediction feedback; otherwise it gives the judge's message and input variables feedback. When the
+/// success condition held at forward time, backward gives empty gradients and calls no model.
 /// </summary>
 /// <param name="models">The models the calls go to.</param>
-public sealed class LmJudgeEvaluatorOperation(ILanguageModels models) : IOperation
+/// <param name="callables">Runs the client's reduction and success functions; null where there is no client (REST).</param>
+public sealed class LmJudgeEvaluatorOperation(ILanguageModels models, IClientCallables? callables = null) : IOperation
 {
     private const string DefaultPurpose = "summation";
     private const int QuotedReplyLength = 300;
 
     private sealed record Args(
-        ChatTemplate Template, Guid Prediction, Argument? Target, Argument EvalMode, Reduction? Reduction, string ReductionPurpose);
+        ChatTemplate Template, Guid Prediction, Argument? Target, Argument EvalMode, ScoreReduction? Reduction, Argument ReductionPurpose,
+        SuccessTest? Success);
 
     /// <inheritdoc />
     public string Name => "lm_judge_evaluator";
@@ -42,19 +45,23 @@ public sealed class LmJudgeEvaluatorOperation(ILanguageModels models) : IOperati
     public bool IsEvaluator => true;
 
     /// <inheritdoc />
-    public OpCall Bind(JsonElement arguments) => Parse(arguments);
+    public OpCall Bind(JsonElement arguments) => Parse(arguments, callables);
 
     /// <summary>
     /// Validates the arguments. Edges: the prediction, the target when it is a variable, then the
-    /// message content variables and the input variables as for chat_completion.
+    /// message content variables and the input variables as for chat_completion, then eval_mode and
+    /// reduction_fn_purpose when they are variables.
     /// </summary>
-    public static OpCall Parse(JsonElement arguments)
+    public static OpCall Parse(JsonElement arguments, IClientCallables? callables = null)
     {
         Arguments.EnsureObject(arguments, "model_id", "messages", "inputs", "prediction", "target", "eval_mode",
-            "reduction", "reduction_fn_purpose", "completion_args");
+            "reduction", "reduction_fn_purpose", "success", "completion_args");
         var template = ChatTemplate.Bind(arguments, ["prediction", "target"]);
         var args = new Args(template, Arguments.Variable(arguments, "prediction"), TargetOf(arguments),
-            EvalModeOf(arguments), ReductionOf(arguments), PurposeOf(arguments));
+            EvalModeOf(arguments),
+            arguments.TryGetProperty("reduction", out var reduction) ? ScoreReduction.Read(reduction, callables) : ScoreReduction.Sum,
+            PurposeText.Read(arguments, "reduction_fn_purpose", DefaultPurpose),
+            arguments.TryGetProperty("success", out var success) ? SuccessTest.Read(success, callables) : null);
         List<Guid> edges = [args.Prediction];
         if (args.Target is Argument.Var target)
         {
@@ -65,6 +72,11 @@ public sealed class LmJudgeEvaluatorOperation(ILanguageModels models) : IOperati
         if (args.EvalMode is Argument.Var mode)
         {
             edges.Add(mode.Id); // an edge, as every variable argument is; it never takes a gradient
+        }
+
+        if (PurposeText.VariableOf(args.ReductionPurpose) is { } purpose)
+        {
+            edges.Add(purpose);
         }
 
         return new OpCall(edges, args);
@@ -116,9 +128,17 @@ public sealed class LmJudgeEvaluatorOperation(ILanguageModels models) : IOperati
             new ChatRequest(args.Template.ModelId, items[i], args.Template.CompletionArgsCopy(), $"forward/{i}"), ct), cancellationToken);
         var verdicts = replies.Select(r => ParseReply(r.Content)).ToList();
 
-        var (score, explanation) = size is null
-            ? (VariableData.Of(verdicts[0].Score), verdicts[0].Explanation)
-            : BatchResult([.. verdicts.Select(v => v.Score)], args.Reduction, args.ReductionPurpose);
+        var scores = verdicts.Select(v => v.Score).ToList();
+        var purpose = PurposeText.Text(args.ReductionPurpose, variables);
+        var (score, explanation) = (size, args.Reduction) switch
+        {
+            (null, _) => (VariableData.Of(verdicts[0].Score), verdicts[0].Explanation),
+            (_, null) => BatchResult(scores, null, purpose),
+            (_, ScoreReduction.Catalogue c) => BatchResult(scores, c.Reduction, purpose),
+            _ => Reduced(await args.Reduction.ReduceAsync(scores, callables, cancellationToken), purpose),
+        };
+        var succeeded = args.Success is { } test
+            && await test.IsMetAsync(scores, score.IsList ? null : score.Scalar, callables, cancellationToken);
 
         var edges = new List<ChatEdge> { new(args.Prediction, "prediction", "prediction") };
         if (args.Target is Argument.Var t)
@@ -138,6 +158,11 @@ public sealed class LmJudgeEvaluatorOperation(ILanguageModels models) : IOperati
             edges.Add(new ChatEdge(modeVariable.Id, "eval_mode", "eval_mode"));
         }
 
+        if (PurposeText.VariableOf(args.ReductionPurpose) is { } purposeVariable)
+        {
+            edges.Add(new ChatEdge(purposeVariable, "reduction_fn_purpose", "reduction_fn_purpose"));
+        }
+
         var savedItems = ChatTemplate.SaveItems(items, [.. replies.Select(r => r.Content)]);
         for (var i = 0; i < verdicts.Count; i++)
         {
@@ -150,6 +175,7 @@ public sealed class LmJudgeEvaluatorOperation(ILanguageModels models) : IOperati
         var saved = new JsonObject
         {
             ["eval_mode"] = evalMode,
+            ["success"] = succeeded,
             ["batched"] = size is not null,
             ["prediction_role"] = prediction.Role,
             ["score"] = score.ToString(),
@@ -173,17 +199,25 @@ public sealed class LmJudgeEvaluatorOperation(ILanguageModels models) : IOperati
         var batched = saved["batched"]!.GetValue<bool>();
         var conversations = ChatTemplate.LoadConversations(saved["items"]!.AsArray());
         var feedback = string.Join("\n\n", context.OutputGradients.Where(g => !g.IsEmpty).Select(g => g.Text));
-
-        if (saved["eval_mode"]!.GetValue<bool>())
+        var evalMode = saved["eval_mode"]!.GetValue<bool>();
+        Func<SavedEdge, bool> eligible = evalMode
+            ? edge => edge.Kind == "prediction"
+            : edge => edge.Kind is not ("prediction" or "target" or "eval_mode" or "reduction_fn_purpose");
+        if (saved["success"]?.GetValue<bool>() == true)
         {
-            return await ChatTemplate.FeedbackPerVariableAsync(models, context, edge => edge.Kind == "prediction",
+            return ChatTemplate.EmptyPerVariable(context, eligible);
+        }
+
+        if (evalMode)
+        {
+            return await ChatTemplate.FeedbackPerVariableAsync(models, context, eligible,
                 edge => JudgeFeedback.PredictionPrompt(edge.Role, edge.Text, conversations, batched,
                     saved["score"]!.GetValue<string>(), feedback),
                 cancellationToken);
         }
 
         var outputRole = $"evaluation of {saved["prediction_role"]!.GetValue<string>()} by a language model acting as a judge";
-        return await ChatTemplate.FeedbackPerVariableAsync(models, context, edge => edge.Kind is not ("prediction" or "target" or "eval_mode"),
+        return await ChatTemplate.FeedbackPerVariableAsync(models, context, eligible,
             edge => FeedbackPrompts.ChatBackward(edge.Role, edge.Text, conversations, batched, outputRole, feedback),
             cancellationToken);
     }
@@ -218,12 +252,10 @@ public sealed class LmJudgeEvaluatorOperation(ILanguageModels models) : IOperati
     public static (VariableData Score, string Explanation) BatchResult(IReadOnlyList<Scalar> scores, Reduction? reduction, string purpose)
     {
         ArgumentNullException.ThrowIfNull(scores);
-        const string Opening = "The evaluation function, designed using an LM as the judge, compared the <DATA> fields of the "
-            + "predicted variable and the target variable across all samples in the batch";
         if (reduction is null)
         {
             var list = VariableData.List(scores);
-            return (list, $"{Opening}, generating individual scores for each pair: {list}.");
+            return (list, $"{BatchOpening}, generating individual scores for each pair: {list}.");
         }
 
         Scalar score;
@@ -236,9 +268,14 @@ public sealed class LmJudgeEvaluatorOperation(ILanguageModels models) : IOperati
             throw AfnioException.Upstream("judge_reply_invalid", $"The judge's scores cannot be reduced: {e.Message}");
         }
 
-        return (VariableData.Of(score),
-            $"{Opening}. These scores were then aggregated using the reduction function '{purpose}', resulting in a final aggregated score: {score.ToPythonString()}.");
+        return Reduced(score, purpose);
     }
+
+    private const string BatchOpening = "The evaluation function, designed using an LM as the judge, compared the <DATA> fields of the "
+        + "predicted variable and the target variable across all samples in the batch";
+
+    private static (VariableData Score, string Explanation) Reduced(Scalar score, string purpose) => (VariableData.Of(score),
+        $"{BatchOpening}. These scores were then aggregated using the reduction function '{purpose}', resulting in a final aggregated score: {score.ToPythonString()}.");
 
     private static bool TryReadObject(ReadOnlySpan<byte> utf8, out JudgeVerdict verdict)
     {
@@ -360,22 +397,6 @@ public sealed class LmJudgeEvaluatorOperation(ILanguageModels models) : IOperati
             ScalarKind.Str => data.Scalar.AsStr.Trim().ToLowerInvariant() is not ("" or "false" or "0"),
             _ => false,
         };
-
-    // The evaluators' catalogue of reductions; absent means sum, null keeps every score.
-    private static Reduction? ReductionOf(JsonElement arguments) =>
-        arguments.TryGetProperty("reduction", out var value) ? Scoring.ParseReduction(value) : new Reduction("sum");
-
-    private static string PurposeOf(JsonElement arguments)
-    {
-        if (!arguments.TryGetProperty("reduction_fn_purpose", out var value) || value.ValueKind == JsonValueKind.Null)
-        {
-            return DefaultPurpose;
-        }
-
-        return value.ValueKind == JsonValueKind.String
-            ? StorableText.Check(value.GetString()!, "invalid_value", "reduction_fn_purpose")
-            : throw AfnioException.Invalid("invalid_type", "'reduction_fn_purpose' must be a string, e.g. \"summation\".", "reduction_fn_purpose");
-    }
 }
 
 /// <summary>
