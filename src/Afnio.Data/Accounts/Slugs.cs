@@ -8,8 +8,8 @@ using AnyAscii;
 namespace Afnio.Data.Accounts;
 
 /// <summary>
-/// Computes exactly what python-slugify 8.0.4 returns for <c>slugify(text)</c> with all default arguments and
-/// its default transliterator, text-unidecode 1.3: "Test Project" becomes "test-project". The Python client
+/// Computes the slug python-slugify 8.0.4 returns for <c>slugify(text)</c> with all default arguments and
+/// its default transliterator, text-unidecode 1.3: "Test Project" becomes "test-project". The client SDK
 /// derives a project's slug itself, so the server's slug has to be the same string.
 /// </summary>
 /// <remarks>
@@ -17,10 +17,10 @@ namespace Afnio.Data.Accounts;
 /// character references (named, decimal, hexadecimal) are decoded; NFKD again; lowercase; apostrophes that
 /// transliteration produced are dropped; commas between digits are dropped; every run of characters other than
 /// ASCII letters, digits and <c>-</c> becomes one dash; runs of dashes collapse and dashes are trimmed.
-/// Transliteration uses AnyAscii, corrected to text-unidecode's output where the two differ on characters a
-/// project name plausibly contains (Latin, Greek, Cyrillic, Hangul, kana, common CJK ideographs, punctuation,
-/// symbols, emoji). Outside those, for example in Arabic, Hebrew, Indic or Thai script, rare ideographs or
-/// CJK compatibility characters, the two tables can disagree and so can the slugs.
+/// Transliteration starts from <c>Transliteration.Transliterate</c>, corrected to text-unidecode's output where
+/// the two differ on characters a project name plausibly contains (Latin, Greek, Cyrillic, Hangul, kana, common
+/// CJK ideographs, punctuation, symbols, emoji). Outside those, for example in Arabic, Hebrew, Indic or Thai
+/// script, rare ideographs or CJK compatibility characters, the two tables can disagree and so can the slugs.
 /// </remarks>
 public static partial class Slugs
 {
@@ -66,6 +66,7 @@ public static partial class Slugs
             }
             else if (c is >= HangulFirst and <= HangulLast)
             {
+                // 19 leading consonants × 21 vowels × 28 trailing consonants (the first of them none), in order.
                 var index = c - HangulFirst;
                 builder.Append((char)('\u1100' + index / 588)).Append((char)('\u1161' + index % 588 / 28));
                 if (index % 28 != 0)
@@ -140,7 +141,7 @@ public static partial class Slugs
             }
             else if (char.IsSurrogate(c))
             {
-                // A Python string can hold a lone surrogate; text-unidecode turns it into "[?] ".
+                // python-slugify can be handed a lone surrogate; text-unidecode turns it into "[?] ".
                 builder.Append(' ');
             }
             else if (Overrides.TryGetValue(c, out var replacement) || TryGetRangeReplacement(c, out replacement))
@@ -180,12 +181,12 @@ public static partial class Slugs
         return false;
     }
 
-    // WebUtility knows the same HTML 4 names as Python's html.entities.name2codepoint, plus &apos;, which Python lacks.
+    // WebUtility.HtmlDecode knows the HTML 4 names python-slugify decodes, and &apos;, which python-slugify leaves.
     private static string DecodeNamedReference(Match match) =>
         match.Groups[1].ValueSpan is "apos" ? match.Value : WebUtility.HtmlDecode(match.Value);
 
     // python-slugify decodes all references of a kind in one re.sub wrapped in try/except: one reference beyond
-    // U+10FFFF (or with more digits than Python's int() accepts) leaves every reference of that kind undecoded.
+    // U+10FFFF (or with more digits than its int() call accepts) leaves every reference of that kind undecoded.
     private static string DecodeNumericReferences(string text, Regex reference, NumberStyles style)
     {
         var matches = reference.Matches(text);
@@ -198,7 +199,7 @@ public static partial class Slugs
         for (var i = 0; i < matches.Count; i++)
         {
             var digits = matches[i].Groups[1].ValueSpan;
-            if (style == NumberStyles.None && digits.Length > MaxPythonIntDigits)
+            if (style == NumberStyles.None && digits.Length > MaxDecimalDigits)
             {
                 return text;
             }
@@ -222,8 +223,8 @@ public static partial class Slugs
         for (var i = 0; i < matches.Count; i++)
         {
             builder.Append(text, end, matches[i].Index - end);
-            // Python's chr() yields a lone surrogate, which every later step treats like any other disallowed
-            // character; U+FFFD behaves the same without letting two references pair up into one code point.
+            // python-slugify makes a lone surrogate of such a reference, which every later step treats like any
+            // other disallowed character; U+FFFD behaves the same without letting two references pair up.
             var value = values[i];
             builder.Append(value is >= 0xD800 and <= 0xDFFF ? "\uFFFD" : char.ConvertFromUtf32(value));
             end = matches[i].Index + matches[i].Length;
@@ -232,8 +233,8 @@ public static partial class Slugs
         return builder.Append(text, end, text.Length - end).ToString();
     }
 
-    // Python 3.11+ (and security releases of older ones) refuse int() on longer decimal strings.
-    private const int MaxPythonIntDigits = 4300;
+    // python-slugify's int() call refuses longer decimal strings: the interpreter's default conversion limit.
+    private const int MaxDecimalDigits = 4300;
 
     [GeneratedRegex("'+")]
     private static partial Regex ApostropheRun();
@@ -247,7 +248,7 @@ public static partial class Slugs
     [GeneratedRegex("&#x([0-9a-fA-F]+);")]
     private static partial Regex HexadecimalReference();
 
-    // Python's \d is Unicode-aware, but a comma beside a non-ASCII digit ends up in the same dash run either way.
+    // python-slugify's \d also matches non-ASCII digits, but a comma beside one ends up in a dash run either way.
     [GeneratedRegex("(?<=[0-9]),(?=[0-9])")]
     private static partial Regex CommaBetweenDigits();
 
@@ -294,6 +295,7 @@ public static partial class Slugs
         ポホ ヴウ ヷワ ヸヰ ヹヱ ヺヲ ヾヽ
         """;
 
+    // The other decompositions in those blocks, in full.
     private static readonly FrozenDictionary<char, string> Compatibility = new Dictionary<char, string>
     {
         { '\u00A0', " " }, { '\u00A8', " \u0308" }, { '\u00AA', "a" }, { '\u00AF', " \u0304" }, { '\u00B2', "2" },
@@ -367,70 +369,71 @@ public static partial class Slugs
         { '\uFFEB', "→" }, { '\uFFEC', "↓" }, { '\uFFED', "■" }, { '\uFFEE', "○" },
     }.ToFrozenDictionary();
 
-    // Where text-unidecode's output differs from AnyAscii's in a way that changes the slug, its output verbatim
-    // ("[?]" is its marker for a code point it has no entry for, which ends up as a dash).
+    // Where text-unidecode's output differs from Transliteration.Transliterate's in a way that changes the slug,
+    // text-unidecode's output verbatim ("[?]" is its marker for a code point it has no entry for; it becomes a dash).
     private static readonly FrozenDictionary<char, string> Overrides = BuildOverrides();
 
     private static FrozenDictionary<char, string> BuildOverrides()
     {
         var overrides = new Dictionary<char, string>
         {
-        // Latin-1 Supplement, Latin Extended-A/B, and the IPA letters Azerbaijani's ə and ǯ's base ʒ
-        { '¢', "C/" }, { '£', "PS" }, { '¥', "Y=" }, { '§', "SS" }, { '×', "x" }, { 'ĸ', "k" }, { 'ƍ', "d" },
-        { 'Ǝ', "3" }, { 'Ə', "@" }, { 'ƕ', "hv" }, { 'Ƣ', "OI" }, { 'ƣ', "oi" }, { 'Ʀ', "YR" }, { 'Ʊ', "Y" },
-        { 'Ƹ', "ZH" }, { 'ƹ', "zh" }, { 'ƻ', "2" }, { 'ǀ', "|" }, { 'ǁ', "||" }, { 'ǂ', "|=" }, { 'ǃ', "!" },
-        { 'ǝ', "@" }, { 'Ƕ', "HV" }, { 'Ɂ', "[?]" }, { 'ɂ', "[?]" }, { 'Ʌ', "^" }, { 'ə', "@" }, { 'ʒ', "Z" },
+            // Latin-1 Supplement, Latin Extended-A/B, and the IPA letters Azerbaijani's ə and ǯ's base ʒ
+            { '¢', "C/" }, { '£', "PS" }, { '¥', "Y=" }, { '§', "SS" }, { '×', "x" }, { 'ĸ', "k" }, { 'ƍ', "d" },
+            { 'Ǝ', "3" }, { 'Ə', "@" }, { 'ƕ', "hv" }, { 'Ƣ', "OI" }, { 'ƣ', "oi" }, { 'Ʀ', "YR" }, { 'Ʊ', "Y" },
+            { 'Ƹ', "ZH" }, { 'ƹ', "zh" }, { 'ƻ', "2" }, { 'ǀ', "|" }, { 'ǁ', "||" }, { 'ǂ', "|=" }, { 'ǃ', "!" },
+            { 'ǝ', "@" }, { 'Ƕ', "HV" }, { 'Ɂ', "[?]" }, { 'ɂ', "[?]" }, { 'Ʌ', "^" }, { 'ə', "@" }, { 'ʒ', "Z" },
 
-        // Greek
-        { 'Β', "B" }, { 'Η', "E" }, { 'Ξ', "Ks" }, { 'Υ', "U" }, { 'Φ', "Ph" }, { 'Χ', "Kh" }, { 'β', "b" },
-        { 'η', "e" }, { 'υ', "u" }, { 'φ', "ph" }, { 'χ', "kh" },
+            // Greek
+            { 'Β', "B" }, { 'Η', "E" }, { 'Ξ', "Ks" }, { 'Υ', "U" }, { 'Φ', "Ph" }, { 'Χ', "Kh" }, { 'β', "b" },
+            { 'η', "e" }, { 'υ', "u" }, { 'φ', "ph" }, { 'χ', "kh" },
 
-        // Cyrillic
-        { 'Є', "E" }, { 'Ћ', "Tsh" }, { 'Ю', "Iu" }, { 'Я', "Ia" }, { 'ю', "iu" }, { 'я', "ia" }, { 'ћ', "tsh" },
-        { '҂', "*1000*" }, { '\u0483', "" }, { '\u0488', "*100.000*" }, { '\u0489', "*1.000.000*" }, { 'Ҋ', "[?]" },
-        { 'ҋ', "[?]" }, { 'Ҍ', "\"" }, { 'ҍ', "\"" }, { 'Ҏ', "R'" }, { 'ҏ', "r'" }, { 'Ғ', "G'" }, { 'ғ', "g'" },
-        { 'Ҕ', "G'" }, { 'ҕ', "g'" }, { 'Җ', "Zh'" }, { 'җ', "zh'" }, { 'Қ', "K'" }, { 'қ', "k'" }, { 'Ҝ', "K'" },
-        { 'ҝ', "k'" }, { 'Ҟ', "K'" }, { 'ҟ', "k'" }, { 'Ҡ', "K'" }, { 'ҡ', "k'" }, { 'Ң', "N'" }, { 'ң', "n'" },
-        { 'Ҧ', "P'" }, { 'ҧ', "p'" }, { 'Ҩ', "Kh" }, { 'ҩ', "kh" }, { 'Ҭ', "T'" }, { 'ҭ', "t'" }, { 'Ҳ', "Kh'" },
-        { 'ҳ', "kh'" }, { 'Ҵ', "Tts" }, { 'ҵ', "tts" }, { 'Ҷ', "Ch'" }, { 'ҷ', "ch'" }, { 'Ҹ', "Ch'" }, { 'ҹ', "ch'" },
-        { 'Ӏ', "`" }, { 'Ӄ', "K'" }, { 'ӄ', "k'" }, { 'Ӆ', "[?]" }, { 'ӆ', "[?]" }, { 'Ӈ', "N'" }, { 'ӈ', "n'" },
-        { 'Ӊ', "[?]" }, { 'ӊ', "[?]" }, { 'Ӌ', "Ch" }, { 'ӌ', "ch" }, { 'Ӎ', "[?]" }, { 'ӎ', "[?]" }, { 'ӏ', "[?]" },
-        { 'Ә', "@" }, { 'ә', "@" }, { 'Ӷ', "[?]" }, { 'ӷ', "[?]" }, { 'Ӻ', "[?]" }, { 'ӻ', "[?]" }, { 'Ӽ', "[?]" },
-        { 'ӽ', "[?]" }, { 'Ӿ', "[?]" }, { 'ӿ', "[?] " },
+            // Cyrillic
+            { 'Є', "E" }, { 'Ћ', "Tsh" }, { 'Ю', "Iu" }, { 'Я', "Ia" }, { 'ю', "iu" }, { 'я', "ia" }, { 'ћ', "tsh" },
+            { '҂', "*1000*" }, { '\u0483', "" }, { '\u0488', "*100.000*" }, { '\u0489', "*1.000.000*" }, { 'Ҋ', "[?]" },
+            { 'ҋ', "[?]" }, { 'Ҍ', "\"" }, { 'ҍ', "\"" }, { 'Ҏ', "R'" }, { 'ҏ', "r'" }, { 'Ғ', "G'" }, { 'ғ', "g'" },
+            { 'Ҕ', "G'" }, { 'ҕ', "g'" }, { 'Җ', "Zh'" }, { 'җ', "zh'" }, { 'Қ', "K'" }, { 'қ', "k'" }, { 'Ҝ', "K'" },
+            { 'ҝ', "k'" }, { 'Ҟ', "K'" }, { 'ҟ', "k'" }, { 'Ҡ', "K'" }, { 'ҡ', "k'" }, { 'Ң', "N'" }, { 'ң', "n'" },
+            { 'Ҧ', "P'" }, { 'ҧ', "p'" }, { 'Ҩ', "Kh" }, { 'ҩ', "kh" }, { 'Ҭ', "T'" }, { 'ҭ', "t'" }, { 'Ҳ', "Kh'" },
+            { 'ҳ', "kh'" }, { 'Ҵ', "Tts" }, { 'ҵ', "tts" }, { 'Ҷ', "Ch'" }, { 'ҷ', "ch'" }, { 'Ҹ', "Ch'" },
+            { 'ҹ', "ch'" }, { 'Ӏ', "`" }, { 'Ӄ', "K'" }, { 'ӄ', "k'" }, { 'Ӆ', "[?]" }, { 'ӆ', "[?]" }, { 'Ӈ', "N'" },
+            { 'ӈ', "n'" }, { 'Ӊ', "[?]" }, { 'ӊ', "[?]" }, { 'Ӌ', "Ch" }, { 'ӌ', "ch" }, { 'Ӎ', "[?]" }, { 'ӎ', "[?]" },
+            { 'ӏ', "[?]" }, { 'Ә', "@" }, { 'ә', "@" }, { 'Ӷ', "[?]" }, { 'ӷ', "[?]" }, { 'Ӻ', "[?]" }, { 'ӻ', "[?]" },
+            { 'Ӽ', "[?]" }, { 'ӽ', "[?]" }, { 'Ӿ', "[?]" }, { 'ӿ', "[?] " },
 
-        // Hangul jamo (Hangul syllables decompose into these)
-        { 'ᄁ', "gg" }, { 'ᄄ', "dd" }, { 'ᄅ', "r" }, { 'ᄈ', "bb" }, { 'ᄎ', "c" }, { 'ᅯ', "weo" }, { 'ᅴ', "yi" },
-        { 'ᆩ', "gg" }, { 'ᆾ', "c" },
+            // Hangul jamo (Hangul syllables decompose into these)
+            { 'ᄁ', "gg" }, { 'ᄄ', "dd" }, { 'ᄅ', "r" }, { 'ᄈ', "bb" }, { 'ᄎ', "c" }, { 'ᅯ', "weo" }, { 'ᅴ', "yi" },
+            { 'ᆩ', "gg" }, { 'ᆾ', "c" },
 
-        // General Punctuation
-        { '\u200B', " " }, { '‚', "," }, { '⁊', "7" }, { '⁋', "PP" }, { '\u2060', "[?]" }, { '\u2061', "[?]" },
-        { '\u2062', "[?]" }, { '\u2063', "[?]" }, { '\u2064', "[?]" }, { '\u2066', "[?]" }, { '\u2067', "[?]" },
-        { '\u2068', "[?]" }, { '\u2069', "[?]" },
+            // General Punctuation
+            { '\u200B', " " }, { '‚', "," }, { '⁊', "7" }, { '⁋', "PP" }, { '\u2060', "[?]" }, { '\u2061', "[?]" },
+            { '\u2062', "[?]" }, { '\u2063', "[?]" }, { '\u2064', "[?]" }, { '\u2066', "[?]" }, { '\u2067', "[?]" },
+            { '\u2068', "[?]" }, { '\u2069', "[?]" },
 
-        // Currency Symbols
-        { '₠', "ECU" }, { '₡', "CL" }, { '₣', "FF" }, { '₥', "mil" }, { '₪', "NS" },
+            // Currency Symbols
+            { '₠', "ECU" }, { '₡', "CL" }, { '₣', "FF" }, { '₥', "mil" }, { '₪', "NS" },
 
-        // Letterlike Symbols, and the Hebrew bet that ℶ decomposes to
-        { '℄', "" }, { '℈', "" }, { '℔', "" }, { '℗', "" }, { '℘', "" }, { '℞', "" }, { '℟', "" }, { '℣', "" },
-        { '℥', "" }, { '℧', "" }, { '℩', "" }, { '℮', "" }, { 'Ⅎ', "" }, { '℺', "" }, { '⅁', "[?]" }, { '⅂', "[?]" },
-        { '⅃', "[?]" }, { '⅄', "[?]" }, { '⅊', "[?]" }, { '⅌', "[?]" }, { '⅍', "[?]" }, { 'ⅎ', "[?]" }, { '⅏', "[?]" },
-        { 'ב', "b" },
+            // Letterlike Symbols, the Hebrew bet that ℶ decomposes to, Number Forms
+            { '℄', "" }, { '℈', "" }, { '℔', "" }, { '℗', "" }, { '℘', "" }, { '℞', "" }, { '℟', "" }, { '℣', "" },
+            { '℥', "" }, { '℧', "" }, { '℩', "" }, { '℮', "" }, { 'Ⅎ', "" }, { '℺', "" }, { '⅁', "[?]" },
+            { '⅂', "[?]" }, { '⅃', "[?]" }, { '⅄', "[?]" }, { '⅊', "[?]" }, { '⅌', "[?]" }, { '⅍', "[?]" },
+            { 'ⅎ', "[?]" }, { '⅏', "[?]" }, { 'ב', "b" }, { 'ↀ', "(D" }, { 'ↁ', "D)" },
 
-        // CJK Symbols and Punctuation, Hiragana, Katakana
-        { '〓', "X " }, { '〞', "''" }, { '〰', "~" }, { '〵', "" }, { '〷', " // " }, { '〼', "[?]" }, { '〽', "[?]" },
-        { '〾', "" }, { '〿', "" }, { 'し', "si" }, { 'ち', "ti" }, { 'っ', "tu" }, { 'つ', "tu" }, { 'ふ', "hu" },
-        { 'ゐ', "wi" }, { 'ゑ', "we" }, { 'を', "wo" }, { 'ゕ', "[?]" }, { 'ゖ', "[?]" }, { '\u309A', "" }, { 'シ', "si" },
-        { 'チ', "ti" }, { 'ッ', "tu" }, { 'ツ', "tu" }, { 'フ', "hu" }, { 'ヰ', "wi" }, { 'ヱ', "we" }, { 'ヲ', "wo" },
-        { 'ヶ', "ke" }, { '・', "" },
-        // The object replacement and replacement characters, which text decoded with errors can contain
-        { '\uFFFC', "" }, { '\uFFFD', "" },
+            // CJK Symbols and Punctuation, Hiragana, Katakana
+            { '〓', "X " }, { '〞', "''" }, { '〰', "~" }, { '〵', "" }, { '〷', " // " }, { '〼', "[?]" }, { '〽', "[?]" },
+            { '〾', "" }, { '〿', "" }, { 'し', "si" }, { 'ち', "ti" }, { 'っ', "tu" }, { 'つ', "tu" }, { 'ふ', "hu" },
+            { 'ゐ', "wi" }, { 'ゑ', "we" }, { 'を', "wo" }, { 'ゕ', "[?]" }, { 'ゖ', "[?]" }, { '\u309A', "" },
+            { 'シ', "si" }, { 'チ', "ti" }, { 'ッ', "tu" }, { 'ツ', "tu" }, { 'フ', "hu" }, { 'ヰ', "wi" }, { 'ヱ', "we" },
+            { 'ヲ', "wo" }, { 'ヶ', "ke" }, { '・', "" },
 
-        // Symbols inside the ranges below that text-unidecode spells as letters
-        { 'ↀ', "(D" }, { 'ↁ', "D)" }, { '↷', "V" }, { '↺', "V" }, { '╳', "X" }, { '▼', "V" }, { '▽', "V" },
-        { '▾', "V" }, { '▿', "V" }, { '◯', "O" },
+            // The object replacement and replacement characters, which text decoded with errors can contain
+            { '\uFFFC', "" }, { '\uFFFD', "" },
+
+            // Symbols inside the ranges below that text-unidecode spells as letters
+            { '↷', "V" }, { '↺', "V" }, { '╳', "X" }, { '▼', "V" }, { '▽', "V" },
+            { '▾', "V" }, { '▿', "V" }, { '◯', "O" },
         };
 
-        foreach (var entry in CommonHanziReadings.Split([' ', '\n'], StringSplitOptions.RemoveEmptyEntries))
+        foreach (var entry in CommonHanziReadings.Split([' ', '\r', '\n'], StringSplitOptions.RemoveEmptyEntries))
         {
             overrides.Add(entry[0], entry[1..] + " ");
         }
@@ -439,7 +442,7 @@ public static partial class Slugs
     }
 
     // Ideographs from the common-use sets (GB 2312 level 1, Big5 level 1, JIS X 0208 level 1) that text-unidecode
-    // reads differently from AnyAscii; each is followed by a space like every other ideograph.
+    // reads differently from Transliteration.Transliterate; each is followed by a space like every other ideograph.
     private const string CommonHanziReadings = """
         万Mo 么Yao 乾Gan 了Liao 亏Yu 什Shi 仮Jia 价Jie 伝Chuan 伺Si 佛Fo 佝Kou 侗Tong 価Jia 俟Si 倭Wei 偲Si 傀Gui 冒Mou 凧Tako 凪Ci
         刨Bao 刹Cha 剋Ke 剎Cha 劲Jing 勁Jing 勒Le 勦Jiao 匁Mwun 匂Nay 匙Chi 卜Bu 卡Qia 厂Han 叨Tao 叶Xie 吭Hang 吶Ne 呆Ai 呐Ne 呢Ni

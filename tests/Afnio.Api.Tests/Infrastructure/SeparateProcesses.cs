@@ -6,7 +6,8 @@ namespace Afnio.Api.Tests.Infrastructure;
 /// </summary>
 public sealed class SeparateProcesses : IAsyncDisposable
 {
-    private const string AdminKey = "separate-processes-admin-key-abcdef";
+    public const string AdminKeyForTests = "separate-processes-admin-key-abcdef";
+    private const string AdminKey = AdminKeyForTests;
     private readonly Dictionary<string, string> _environment;
     private readonly ProcessHost _api;
     private readonly List<ProcessHost> _workers = [];

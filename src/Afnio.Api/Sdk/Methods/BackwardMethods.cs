@@ -64,8 +64,7 @@ public static class BackwardMethods
         // Gradients committed by the job (by every delivery of it, after a crash), in the order they were appended.
         var jobId = SdkRefs.GuidOf(PrefixedId.Job, job.Id);
         var appended = await call.Db.Database.SqlQuery<AppendedGradient>($"""
-            SELECT g.variable_id AS "VariableId", g.gradient_id AS "GradientId", v.data AS "Data", v.data_kind AS "DataKind", v.role AS "Role",
-                   v.requires_grad AS "RequiresGrad"
+            SELECT g.variable_id, g.gradient_id, v.data, v.data_kind, v.role, v.requires_grad
             FROM job_steps s
             CROSS JOIN LATERAL jsonb_array_elements(s.result->'appends') a
             JOIN variable_gradients g ON g.gradient_id = (a.value->>'gradient_id')::uuid

@@ -1,0 +1,88 @@
+using Afnio.Api.Tests.Sdk.Client;
+using Afnio.Domain.LanguageModels;
+using Afnio.Domain.Optimizers;
+
+namespace Afnio.Api.Tests.Sdk;
+
+/// <summary>
+/// The API and a Worker as real OS processes on a database of their own, a fake OpenAI-compatible
+/// provider on loopback, and the afnio protocol endpoint reached over real sockets: what an afnio
+/// Python client talks to. The fake answers as the recorded session's provider did: labels for
+/// forward calls, "Be more precise about the label." for feedback, "IMPROVED SYSTEM PROMPT" for TGD.
+/// </summary>
+public class SdkProcesses : IAsyncLifetime
+{
+    public const string Feedback = "Be more precise about the label.";
+    public const string Improved = "IMPROVED SYSTEM PROMPT";
+
+    public FakeOpenAiServer Fake { get; private set; } = null!;
+
+    public SeparateProcesses Processes { get; private set; } = null!;
+
+    /// <summary>The WebSocket base the client is given: <c>ws://127.0.0.1:port</c>.</summary>
+    public Uri WsBase => new($"ws://127.0.0.1:{Processes.Admin.BaseAddress!.Port}");
+
+    /// <summary>Settings for both processes beyond the defaults; a derived fixture can tighten limits.</summary>
+    protected virtual IReadOnlyDictionary<string, string> Settings => new Dictionary<string, string>();
+
+    public virtual async Task InitializeAsync()
+    {
+        Fake = await FakeOpenAiServer.StartAsync();
+        Fake.Default = Answer;
+        var settings = new Dictionary<string, string>(Settings)
+        {
+            ["Afnio__Models__AllowPrivateAddresses"] = "true",
+            ["Afnio__Models__RetryBaseDelayMs"] = "20",
+            ["Afnio__Models__MaxRetryDelaySeconds"] = "1",
+        };
+        Processes = await SeparateProcesses.StartAsync("afnio_sdk", settings);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await Processes.DisposeAsync();
+        await Fake.DisposeAsync();
+    }
+
+    /// <summary>The recorded provider's answers, chosen by what the request asks.</summary>
+    public static FakeReply Answer(JsonElement request)
+    {
+        var system = FakeOpenAiServer.MessageText(request, "system");
+        var user = FakeOpenAiServer.MessageText(request, "user");
+        if (system.Contains(TgdPrompts.OpenTag, StringComparison.Ordinal) || user.Contains(TgdPrompts.OpenTag, StringComparison.Ordinal))
+        {
+            return FakeReply.Text($"{TgdPrompts.OpenTag}{Improved}{TgdPrompts.CloseTag}") with { CompletionTokens = 2 };
+        }
+
+        if (system == FeedbackPrompts.GradientEngineSystemPrompt)
+        {
+            return FakeReply.Text(Feedback) with { CompletionTokens = 2 };
+        }
+
+        return FakeReply.Text(user.Contains("hate", StringComparison.OrdinalIgnoreCase) ? "negative" : "positive") with { CompletionTokens = 2 };
+    }
+
+    /// <summary>A new user with a key, in a namespace of its own.</summary>
+    public Task<SdkUser> NewUserAsync(string prefix = "user")
+    {
+        using var admin = AdminClient();
+        return SdkUser.CreateAsync(admin, prefix);
+    }
+
+    public HttpClient AdminClient()
+    {
+        var client = new HttpClient { BaseAddress = Processes.Admin.BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
+        client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", SeparateProcesses.AdminKeyForTests);
+        return client;
+    }
+
+    /// <summary>Logs in as the client does (verify the key, then connect) and starts a run in a new project.</summary>
+    public async Task<(SdkClient Client, JsonElement Run)> ConnectAsync(SdkUser user, string project = "Scout Project", string? run = null, SdkClientOptions? options = null)
+    {
+        (await user.Client.GetAsync("/api/v0/verify-api-key/")).EnsureSuccessStatusCode();
+        var client = await SdkClient.ConnectAsync(WsBase, user.Key, options);
+        var (_, started) = await user.InitAsync(project, run);
+        client.RunUuid = started.GetProperty("uuid").GetString();
+        return (client, started);
+    }
+}
