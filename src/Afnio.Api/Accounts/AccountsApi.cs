@@ -59,6 +59,11 @@ public static class AccountsApi
         }
 
         var slug = CheckSlug(Slugs.Slugify(username), "username", $"The username '{username}' has no letter or digit to make a namespace slug from.");
+        if (await db.Users.AnyAsync(u => u.Username == username, ct))
+        {
+            throw ApiException.Conflict("username_taken", $"A user named '{username}' exists already.", "username");
+        }
+
         var now = clock.GetUtcNow();
         var id = PrefixedId.NewGuid();
         db.Namespaces.Add(new ProjectNamespace { Id = id, Slug = slug, Kind = ProjectNamespace.UserKind, CreatedAt = now });

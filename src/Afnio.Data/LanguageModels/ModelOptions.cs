@@ -29,6 +29,13 @@ public sealed class ModelOptions
     /// </summary>
     public bool AllowPrivateAddresses { get; set; }
 
+    /// <summary>
+    /// Where model clients registered without <c>base_url</c> send their calls; OpenAI's own endpoint
+    /// when unset. An operator can point it at an OpenAI-compatible gateway (LiteLLM, a proxy with
+    /// audit logging), which then also serves afnio clients that name no base URL.
+    /// </summary>
+    public string? OpenAiBaseUrl { get; set; }
+
     /// <summary>A JSON file in the shipped <c>model_prices.json</c> format that replaces the built-in table.</summary>
     public string? PriceFile { get; set; }
 

@@ -95,7 +95,7 @@ public sealed class OpenAiTransport(IOptions<ModelOptions> options)
             OrganizationId = model.Organization,
             Transport = new HttpClientPipelineTransport(new HttpClient(handler) { Timeout = System.Threading.Timeout.InfiniteTimeSpan }),
         };
-        if (model.BaseUrl is { Length: > 0 } baseUrl)
+        if ((model.BaseUrl is { Length: > 0 } ? model.BaseUrl : options.Value.OpenAiBaseUrl) is { Length: > 0 } baseUrl)
         {
             clientOptions.Endpoint = new Uri(baseUrl);
         }

@@ -57,8 +57,9 @@ public sealed partial class SdkClient
         if (PyJson.Truthy(id))
         {
             PyJson.EnsureHashable(id);
-            if (PyJson.IsStr(id, out var key) && _pending.ContainsKey(key))
+            if (PyJson.IsStr(id, out var key) && _pending.TryGetValue(key, out var call))
             {
+                CheckHeartbeatGap(key, call.Method, "heartbeat");
                 _heartbeats[key] = Stopwatch.GetTimestamp();
             }
             else

@@ -860,7 +860,7 @@ public sealed partial class SdkClient
                     break;
                 case Dictionary<string, object?> or List<object?>:
                     break;
-                case JsonNode n when PyJson.IsStr(n, out _):
+                case JsonNode text when PyJson.IsStr(text, out _):
                     break;
                 default:
                     throw new PyError("TypeError", $"argument of type '{PythonTypeOf(value)}' is not iterable");

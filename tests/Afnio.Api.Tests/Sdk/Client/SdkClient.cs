@@ -203,6 +203,12 @@ public sealed partial class SdkClient : IAsyncDisposable
             throw new SdkException("Failed to connect to WebSocket after multiple attempts.");
         }
 
+        if (welcome.TooBig)
+        {
+            Violation($"the welcome frame is over {_options.MaxFrameBytes} bytes: the Python client closes the connection");
+            throw new SdkException("Failed to connect to WebSocket after multiple attempts.");
+        }
+
         if (welcome.Type == WebSocketMessageType.Close)
         {
             Violation($"server closed the connection ({welcome.CloseStatus} {welcome.CloseDescription}) instead of sending the welcome frame");
@@ -384,7 +390,11 @@ public sealed partial class SdkClient : IAsyncDisposable
 
     public static JsonObject ModelRef(string modelId) => new() { ["__model_client__"] = true, ["model_id"] = modelId };
 
-    /// <summary>Stops reading from the socket before the next message (a slow client); pings go unanswered meanwhile.</summary>
+    /// <summary>
+    /// Stops reading (a slow client): at most the message already being received is taken off the socket, and it is
+    /// not handled until <see cref="ResumeReading"/>. Pings and pongs go unread meanwhile, so a pause longer than
+    /// twice <see cref="SdkClientOptions.PingInterval"/> ends the connection (set it to null to avoid that).
+    /// </summary>
     public void PauseReading() =>
         Interlocked.CompareExchange(ref _resume, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously), null);
 
@@ -508,13 +518,11 @@ public sealed partial class SdkClient : IAsyncDisposable
         {
             while (true)
             {
-                var gate = Volatile.Read(ref _resume);
-                if (gate is not null)
-                {
-                    await gate.Task.WaitAsync(_stop.Token);
-                }
-
+                await WhilePausedAsync();
                 var message = await ReceiveMessageAsync(_stop.Token);
+
+                // A receive was already pending when the pause began: hold what it brought, as a client that stopped reading would.
+                await WhilePausedAsync();
                 if (message.Type == WebSocketMessageType.Close)
                 {
                     reason = $"server closed the connection ({message.CloseStatus} {message.CloseDescription})";
@@ -561,9 +569,20 @@ public sealed partial class SdkClient : IAsyncDisposable
         {
             reason = "client stopped";
         }
-        catch (Exception ex) when (ex is WebSocketException or IOException or ObjectDisposedException or SocketException)
+        catch (Exception ex) when (ex is WebSocketException or IOException or ObjectDisposedException or SocketException or OperationCanceledException)
         {
             reason = $"connection lost: {ex.Message}";
+            if (ex.Message.Contains("KeepAliveTimeout", StringComparison.Ordinal) && !_closing)
+            {
+                Violation($"no pong within {Seconds(_options.PingInterval ?? TimeSpan.Zero)} s of a ping: the Python client closes the connection (1011 keepalive ping timeout)");
+            }
+        }
+#pragma warning disable CA1031 // The loop must end cleanly whatever happens; a fault of the simulator is reported, not thrown.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            Violation($"simulator fault in the receive loop: {ex}");
+            reason = $"simulator fault: {ex.Message}";
         }
         finally
         {
@@ -577,6 +596,14 @@ public sealed partial class SdkClient : IAsyncDisposable
             {
                 call.TrySetException(new SdkException($"connection closed before the reply to {call.Method} (id {id}): {_closedReason}"));
             }
+        }
+    }
+
+    private async Task WhilePausedAsync()
+    {
+        while (Volatile.Read(ref _resume) is { } gate)
+        {
+            await gate.Task.WaitAsync(_stop.Token);
         }
     }
 
@@ -750,6 +777,20 @@ public sealed partial class SdkClient : IAsyncDisposable
         await SendAsync(new JsonObject { ["jsonrpc"] = "2.0", ["id"] = id.DeepClone(), ["result"] = result }, CancellationToken.None);
     }
 
+    /// <summary>
+    /// The Python client notices a silent stretch only at the end of one of its timeout rounds, so a gap a little
+    /// over the timeout passes or fails depending on timing; any such gap is reported even when this call survived.
+    /// </summary>
+    private void CheckHeartbeatGap(string id, string method, string what)
+    {
+        if (LongRunningMethods.Contains(method) && _heartbeats.TryGetValue(id, out var previous)
+            && Stopwatch.GetElapsedTime(previous) is var gap && gap > _options.RequestTimeout)
+        {
+            Violation($"{Seconds(gap)} s without a heartbeat before this {what} for {method} (id {id}): over the "
+                + $"{Seconds(_options.RequestTimeout)} s after which the Python client may give up");
+        }
+    }
+
     private bool ListenerWouldDie()
     {
         if (_hasStaleId)
@@ -776,6 +817,8 @@ public sealed partial class SdkClient : IAsyncDisposable
             Violation($"reply for unknown id {PyJson.Repr(id)} (no call waits for it; the Python client drops it): {PyJson.Snip(text)}");
             return;
         }
+
+        CheckHeartbeatGap(key, call.Method, "reply");
 
         if (obj.ContainsKey("error"))
         {

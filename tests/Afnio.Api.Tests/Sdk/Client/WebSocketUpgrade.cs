@@ -44,8 +44,10 @@ internal static class WebSocketUpgrade
             + "\r\n";
     }
 
+#pragma warning disable CA5350 // RFC 6455 fixes SHA-1 for Sec-WebSocket-Accept; it is a handshake check, not security.
     public static string AcceptFor(string key) =>
         Convert.ToBase64String(SHA1.HashData(Encoding.ASCII.GetBytes(key + AcceptGuid)));
+#pragma warning restore CA5350
 
     public static async Task<Result> HandshakeAsync(Stream stream, string request, string key, CancellationToken ct)
     {
