@@ -6,6 +6,7 @@ using Afnio.Data.LanguageModels;
 using Afnio.Domain.Autodiff;
 using Afnio.Domain.Autodiff.Evaluation;
 using Afnio.Domain.Common;
+using Afnio.Domain.LanguageModels;
 using Microsoft.EntityFrameworkCore;
 
 namespace Afnio.Api.Sdk.Methods;
@@ -90,14 +91,10 @@ public static class FunctionMethods
             await call.EnsureModelAsync(model, signature.ModelParameter!);
         }
 
-        var operations = OperationRegistry.Standard(call.Get<ModelGateway>().ForProject(call.Project.ProjectId), new SdkCallables(call));
+        using var models = new UsageReportingModels(call.Get<ModelGateway>().ForProject(call.Project.ProjectId), call);
+        var operations = OperationRegistry.Standard(models, new SdkCallables(call));
         var result = (await FunctionsApi.CallFunction(signature.Operation, JsonSerializer.SerializeToElement(body), operations,
             call.Db, call.Project, call.Get<TimeProvider>(), call.Cancellation)).Value!;
-
-        if (modelId is { } used)
-        {
-            await ModelMethods.PushUsageAsync(call, used);
-        }
 
         if (result.Node is { } node)
         {
@@ -187,6 +184,37 @@ public static class FunctionMethods
             ? throw RpcException.InvalidParams(
                 $"{name}() missing {missing.Count} required argument{(missing.Count == 1 ? "" : "s")}: {string.Join(" and ", missing)}.", "args", "invalid_arguments")
             : (bound, completionArgs);
+    }
+
+    /// <summary>
+    /// The project's models, pushing the model client's running usage (<c>update_model</c>) after every
+    /// paid call, as the client expects; pushes are made one at a time, each with the usage read then.
+    /// </summary>
+    private sealed class UsageReportingModels(ILanguageModels inner, SdkCall call) : ILanguageModels, IDisposable
+    {
+        private readonly SemaphoreSlim _gate = new(1, 1);
+
+        public async Task<ChatReply> ChatAsync(ChatRequest request, CancellationToken cancellationToken)
+        {
+            var reply = await inner.ChatAsync(request, cancellationToken);
+            if (request.ModelId is { } model)
+            {
+                await _gate.WaitAsync(cancellationToken);
+                try
+                {
+                    await using var db = await call.Get<IDbContextFactory<Data.AfnioDbContext>>().CreateDbContextAsync(cancellationToken);
+                    await ModelMethods.PushUsageAsync(call, model, db: db);
+                }
+                finally
+                {
+                    _gate.Release();
+                }
+            }
+
+            return reply;
+        }
+
+        public void Dispose() => _gate.Dispose();
     }
 
     /// <summary>Runs the client's own evaluation and reduction functions through <c>run_callable</c>, one round trip each.</summary>

@@ -101,7 +101,7 @@ public static class ModelMethods
     }
 
     /// <summary>Pushes the model client's usage since it was last cleared, in afnio's usage shape, when the client holds that model.</summary>
-    public static async Task PushUsageAsync(SdkCall call, Guid model, UsageResponse? usage = null)
+    public static async Task PushUsageAsync(SdkCall call, Guid model, UsageResponse? usage = null, Data.AfnioDbContext? db = null)
     {
         if (!call.Session.KnownModels.Contains(model))
         {
@@ -109,7 +109,7 @@ public static class ModelMethods
         }
 
         var id = PrefixedId.Format(PrefixedId.Model, model);
-        usage ??= (await ModelsApi.GetModelUsage(id, call.Db, call.Project, call.Cancellation)).Value!.Usage;
+        usage ??= (await ModelsApi.GetModelUsage(id, db ?? call.Db, call.Project, call.Cancellation)).Value!.Usage;
         await call.PushAsync("update_model", new JsonObject { ["model_id"] = id, ["field"] = "_usage", ["value"] = Usage(usage) });
     }
 
