@@ -22,6 +22,9 @@ public sealed class CrossProjectAccessTests(AfnioApiFactory app) : IClassFixture
 {
     private static readonly string[] Methods = ["get", "post", "put", "patch", "delete"];
 
+    /// <summary>A user id for the admin routes under /v1/users and /v1/organizations, refused before it is looked up.</summary>
+    private static readonly string SomeUser = PrefixedId.Format(PrefixedId.User, Guid.CreateVersion7());
+
     /// <summary>
     /// What each path parameter names, by the collection it follows: the problem code and param a
     /// stranger gets, and the ids of project A to try. A parameter missing here fails the test.
@@ -45,9 +48,15 @@ public sealed class CrossProjectAccessTests(AfnioApiFactory app) : IClassFixture
         ["events/{id}"] = new("event_not_found", "id", a => [a.Event]),
         ["projects/{id}"] = new("admin_key_required", null, a => [a.ProjectId]),
         ["api_keys/{keyId}"] = new("admin_key_required", null, a => [a.KeyId]),
+        // Users and organizations belong to no project: only the admin key reaches them.
+        ["users/{id}"] = new("admin_key_required", null, _ => [SomeUser]),
+        ["organizations/{id}"] = new("admin_key_required", null, _ => [PrefixedId.Format(PrefixedId.Organization, Guid.CreateVersion7())]),
+        ["members/{userId}"] = new("admin_key_required", null, _ => [SomeUser]),
         // An operation name, not an id: project A's variables go in the body (see Bodies).
         ["functions/{name}"] = new("variable_not_found", "x", _ => ["add"]),
     };
+
+    private static readonly string[] AdminPrefixes = ["/v1/projects/", "/v1/admin/", "/v1/users/", "/v1/organizations/"];
 
     /// <summary>
     /// A body each operation with one would accept from project A, so that only the project, never
@@ -61,6 +70,8 @@ public sealed class CrossProjectAccessTests(AfnioApiFactory app) : IClassFixture
         ["addOptimizerParamGroup"] = a => new { @params = new[] { a.Param2 } },
         ["loadOptimizerStateDict"] = _ => new { param_groups = new[] { new { @params = new[] { 0 } } }, state = new { } },
         ["createApiKey"] = _ => new { name = "intruder" },
+        ["createUserApiKey"] = _ => new { name = "intruder" },
+        ["addOrganizationMember"] = _ => new { user_id = SomeUser },
         ["updateRun"] = _ => new { description = "changed by another project" },
         ["logRunMetric"] = _ => new { name = "loss", value = 1.0 },
         ["updateSchedule"] = _ => new { enabled = false },
@@ -209,7 +220,7 @@ public sealed class CrossProjectAccessTests(AfnioApiFactory app) : IClassFixture
             body = JsonSerializer.Serialize(make(a));
         }
 
-        var admin = operation.Path.StartsWith("/v1/projects/", StringComparison.Ordinal) || operation.Path.StartsWith("/v1/admin/", StringComparison.Ordinal);
+        var admin = AdminPrefixes.Any(prefix => operation.Path.StartsWith(prefix, StringComparison.Ordinal));
         return [.. paths.Select(path => admin
             ? new Call(path, body, 401, "admin_key_required", null)
             : new Call(path, body, 404, first!.Code, first.Param))];

@@ -182,8 +182,9 @@ internal sealed record FuzzOperation(string Method, string Path, JsonObject Spec
     /// <summary>The JSON body's schema; empty when the document allows any JSON value.</summary>
     public JsonObject Schema => Resolve(JsonContentType is { } type ? Spec["requestBody"]!["content"]![type]!["schema"] : null);
 
-    /// <summary>Project and admin management answer only to the admin key.</summary>
-    public bool IsAdmin => Path.StartsWith("/v1/projects", StringComparison.Ordinal) || Path.StartsWith("/v1/admin/", StringComparison.Ordinal);
+    /// <summary>Project, user, organization and admin management answer only to the admin key.</summary>
+    public bool IsAdmin => new[] { "/v1/projects", "/v1/admin/", "/v1/users", "/v1/organizations" }
+        .Any(prefix => Path.StartsWith(prefix, StringComparison.Ordinal));
 
     /// <summary>
     /// Long polls and event streams hold the connection until the resource finishes, by design; the
@@ -258,6 +259,7 @@ internal sealed class FuzzScene
     {
         Remember(PrefixedId.Project, _project.Id);
         Remember(PrefixedId.ApiKey, _project.KeyId);
+        await BuildAccountsAsync();
         var first = await CreateAsync("/v1/variables", PrefixedId.Variable, new { data = "alpha", role = "first input", requires_grad = true });
         await CreateAsync("/v1/variables", PrefixedId.Variable, new { data = new[] { 1, 2, 3 }, role = "numbers", requires_grad = false });
         var prompt = await CreateAsync("/v1/variables", PrefixedId.Variable, new { data = "Answer briefly.", role = "system prompt", is_parameter = true });
@@ -330,6 +332,25 @@ internal sealed class FuzzScene
 
     /// <summary>Values this scene's own creation bodies gave to fields of this name, as JSON.</summary>
     public IReadOnlyList<string> SamplesOf(string name) => _samples.TryGetValue(name, out var samples) ? samples : [];
+
+    /// <summary>A user with a key and an organization the user belongs to, made with the admin key.</summary>
+    private async Task BuildAccountsAsync()
+    {
+        var suffix = Guid.NewGuid().ToString("N")[..8];
+        var user = await PostAsAdminAsync("/v1/users", PrefixedId.User, new { username = "fuzz-" + suffix, email = $"fuzz-{suffix}@example.com" });
+        await PostAsAdminAsync($"/v1/users/{user}/api_keys", PrefixedId.UserApiKey, new { name = "fuzz" });
+        var organization = await PostAsAdminAsync("/v1/organizations", PrefixedId.Organization, new { slug = "fuzz-org-" + suffix, display_name = "Fuzz" });
+        Sample(JsonSerializer.SerializeToNode(new { user_id = user }));
+        await _admin.PostJsonAsync($"/v1/organizations/{organization}/members", new { user_id = user });
+    }
+
+    private async Task<string> PostAsAdminAsync(string path, string kind, object body)
+    {
+        Sample(JsonSerializer.SerializeToNode(body));
+        var id = (await _admin.PostJsonAsync(path, body)).GetProperty("id").GetString()!;
+        Remember(kind, id);
+        return id;
+    }
 
     private async Task<string> CreateAsync(string path, string kind, object body)
     {
@@ -426,6 +447,9 @@ internal sealed class RequestGenerator
         ["webhook_endpoints"] = PrefixedId.WebhookEndpoint,
         ["webhook_deliveries"] = PrefixedId.WebhookDelivery,
         ["deliveries"] = PrefixedId.WebhookDelivery,
+        ["users"] = PrefixedId.User,
+        ["members"] = PrefixedId.User,
+        ["organizations"] = PrefixedId.Organization,
     };
 
     /// <summary>Fields (and parameters) that hold ids, by kind; a nested <c>id</c> takes its parent's name.</summary>
@@ -446,6 +470,8 @@ internal sealed class RequestGenerator
         ["target"] = PrefixedId.Variable,
         ["program_id"] = PrefixedId.Program,
         ["model_id"] = PrefixedId.Model,
+        ["user_id"] = PrefixedId.User,
+        ["userId"] = PrefixedId.User,
         ["models"] = PrefixedId.Model,
         ["optimizer_id"] = PrefixedId.Optimizer,
         ["from_checkpoint_id"] = PrefixedId.Checkpoint,
@@ -1503,6 +1529,11 @@ internal sealed class ProjectState(NpgsqlConnection connection, NpgsqlCommand sn
 
         parts.Add("SELECT 'projects (all)', count(*), '' FROM projects");
         parts.Add("SELECT 'api_keys (all)', count(*), '' FROM api_keys");
+        foreach (var table in new[] { "namespaces", "users", "user_api_keys", "organizations", "organization_members" })
+        {
+            parts.Add(Hashed(table + " (all)", table, "true"));
+        }
+
         parts.Add(Hashed("jobs (no project)", "jobs", "t.project_id IS NULL"));
         var snapshot = new NpgsqlCommand(string.Join("\nUNION ALL\n", parts), connection);
         snapshot.Parameters.Add(new NpgsqlParameter<Guid>("p", Guid.Empty));
