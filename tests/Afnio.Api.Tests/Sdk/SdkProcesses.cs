@@ -63,10 +63,10 @@ public class SdkProcesses : IAsyncLifetime
     }
 
     /// <summary>A new user with a key, in a namespace of its own.</summary>
-    public Task<SdkUser> NewUserAsync(string prefix = "user")
+    public async Task<SdkUser> NewUserAsync(string prefix = "user")
     {
         using var admin = AdminClient();
-        return SdkUser.CreateAsync(admin, prefix);
+        return await SdkUser.CreateAsync(admin, prefix);
     }
 
     public HttpClient AdminClient()
@@ -77,12 +77,32 @@ public class SdkProcesses : IAsyncLifetime
     }
 
     /// <summary>Logs in as the client does (verify the key, then connect) and starts a run in a new project.</summary>
-    public async Task<(SdkClient Client, JsonElement Run)> ConnectAsync(SdkUser user, string project = "Scout Project", string? run = null, SdkClientOptions? options = null)
+    public async Task<SdkSessionUnderTest> ConnectAsync(SdkUser user, string project = "Scout Project", string? run = null, SdkClientOptions? options = null)
     {
-        (await user.Client.GetAsync("/api/v0/verify-api-key/")).EnsureSuccessStatusCode();
+        using (var verified = await user.Client.GetAsync("/api/v0/verify-api-key/"))
+        {
+            verified.EnsureSuccessStatusCode();
+        }
+
         var client = await SdkClient.ConnectAsync(WsBase, user.Key, options);
-        var (_, started) = await user.InitAsync(project, run);
+        var (created, started) = await user.InitAsync(project, run);
         client.RunUuid = started.GetProperty("uuid").GetString();
-        return (client, started);
+        return new SdkSessionUnderTest(client, created.GetProperty("id").GetString()!, started);
     }
+
+    /// <summary>A v1 client for a project the protocol made: the admin gives it a project key, as an operator would.</summary>
+    public async Task<HttpClient> ProjectClientAsync(string projectId)
+    {
+        using var admin = AdminClient();
+        var key = (await admin.PostJsonAsync($"/v1/projects/{projectId}/api_keys", new { name = "v1 view" })).GetProperty("key").GetString()!;
+        var client = new HttpClient { BaseAddress = Processes.Admin.BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
+        client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
+        return client;
+    }
+}
+
+/// <summary>A connected client with its run, and the v1 id of the project the run is in.</summary>
+public sealed record SdkSessionUnderTest(SdkClient Client, string ProjectId, JsonElement Run) : IAsyncDisposable
+{
+    public ValueTask DisposeAsync() => Client.DisposeAsync();
 }

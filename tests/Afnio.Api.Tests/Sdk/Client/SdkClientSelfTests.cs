@@ -134,56 +134,13 @@ public sealed class SdkClientSelfTests
     [Fact]
     public async Task RecordedSession_ReplaysWithTheRealClientsFrames_AndNoViolations()
     {
-        var replay = RecordedReplay.Load(Path.Combine(RepoPaths.Root, "tests", "Afnio.Api.Tests", "Sdk", "Client", "afnio-sdk-session.jsonl"));
+        var replay = RecordedReplay.Load(RecordedScript.RecordingPath);
         await using var server = FakeRpcServer.Start(replay.HandleAsync);
         await using var client = await SdkClient.ConnectAsync(server.Url, "good-key", Fast);
         client.RunUuid = RunUuid;
-        var forwardArgs = new JsonObject { ["api_key"] = "sk-fake-forward", ["base_url"] = "http://127.0.0.1:18082/v1" };
-        var backwardArgs = new JsonObject { ["api_key"] = "sk-fake-backward", ["base_url"] = "http://127.0.0.1:18082/v1" };
-        var model = new JsonObject { ["model"] = "gpt-4.1-nano" };
-        JsonObject Sum() => client.RegisterCallable((args, _) => args[0]!.AsArray().Sum(x => x!.GetValue<int>()));
-
-        // variables, add, sum, split
-        var hello = await client.CreateVariableAsync("Hello", "greeting", requiresGrad: true);
-        var world = await client.CreateVariableAsync(" world", "suffix");
-        var added = Assert.Single(await client.RunFunctionAsync("Add", Arr(SdkClient.Ref(hello), SdkClient.Ref(world))));
-        Assert.Single(await client.RunFunctionAsync("Sum", Arr(Arr(SdkClient.Ref(hello), SdkClient.Ref(world)))));
-        var parts = await client.RunFunctionAsync("Split", Arr(SdkClient.Ref(added), " ", -1));
-        // models
-        var forward = await client.CreateModelAsync("AsyncOpenAI", forwardArgs);
-        var backward = await client.SetBackwardModelClientAsync("openai/gpt-4o", backwardArgs);
-        // chat, exact_match
-        var system = await client.CreateVariableAsync("Classify the sentiment.", "system prompt", requiresGrad: true, parameter: true);
-        var template = await client.CreateVariableAsync("{text}", "user prompt template");
-        var input = await client.CreateVariableAsync("I love it", "input text");
-        var answer = Assert.Single(await client.RunFunctionAsync("ChatCompletion",
-            Arr(SdkClient.ModelRef(forward), Messages(system, template), new JsonObject { ["text"] = SdkClient.Ref(input) }),
-            new JsonObject { ["model"] = "gpt-4.1-nano", ["temperature"] = 0 }));
-        var gold = await client.CreateVariableAsync("negative", "gold label");
-        var evaluation = await client.RunFunctionAsync("ExactMatchEvaluator", Arr(SdkClient.Ref(answer), SdkClient.Ref(gold), Sum(), "summation"));
-        // backward
-        await client.BackwardAsync(evaluation[1]);
-        var feedback = Assert.Single(await client.GradAsync(system));
-        // tgd
-        var tgd = await client.CreateTgdAsync([system], forward, momentum: 1, completionArgs: model);
-        await client.StepAsync(tgd);
-        var improved = await client.DataAsync(system);
-        await client.ClearGradAsync(tgd);
-        // trainer
-        var system2 = await client.CreateVariableAsync("Classify the sentiment.", "system prompt", requiresGrad: true, parameter: true);
-        var template2 = await client.CreateVariableAsync("{text}", "user prompt template");
-        var tgd2 = await client.CreateTgdAsync([system2], forward, momentum: 1, completionArgs: model);
-        var inputs = await client.CreateVariableAsync(new JsonArray("I love it", "I hate it"), "input text");
-        var golds = await client.CreateVariableAsync(new JsonArray("positive", "negative"), "gold label");
-        await client.ClearGradAsync(tgd2);
-        var batch = Assert.Single(await client.RunFunctionAsync("ChatCompletion",
-            Arr(SdkClient.ModelRef(forward), Messages(system2, template2), new JsonObject { ["text"] = SdkClient.Ref(inputs) }), model));
-        var reduction = await client.CreateVariableAsync("summation", "");
-        var evaluation2 = await client.RunFunctionAsync("ExactMatchEvaluator", Arr(SdkClient.Ref(batch), SdkClient.Ref(golds), Sum(), SdkClient.Ref(reduction)));
-        await client.BackwardAsync(evaluation2[1]);
-        var state = await client.StepAsync(tgd2);
-        await client.ClearModelUsageAsync(forward);
-        await client.ClearModelUsageAsync(backward);
+        var outcome = await RecordedScript.RunAsync(client, "http://127.0.0.1:18082/v1");
+        var (parts, feedback, improved, system, system2) = (outcome.Parts, outcome.Feedback, outcome.Improved, outcome.System, outcome.System2);
+        var (evaluation2, state, forward, backward) = (outcome.Evaluation2, outcome.OptimizerState, outcome.ForwardModel, outcome.BackwardModel);
 
         Assert.Empty(replay.Mismatches);
         Assert.Equal(0, replay.Remaining);
@@ -211,7 +168,7 @@ public sealed class SdkClientSelfTests
         Assert.Equal(0, client.Models[backward].Usage!["total_tokens"]!.GetValue<int>());
         Assert.False(system2.PendingData);
         Assert.False(system2.PendingGrad);
-        Assert.Equal("ExactMatchEvaluatorBackward0", (await client.GradFnAsync(evaluation2[1]))!.Name);
+        Assert.Equal("ExactMatchEvaluatorBackward0", outcome.Evaluation2GradFn);
     }
 
     [Fact]
@@ -562,12 +519,6 @@ public sealed class SdkClientSelfTests
             ["is_leaf"] = gradFn is null,
         },
     }.ToJsonString();
-
-    private static JsonArray Messages(SimVariable system, SimVariable user) =>
-    [
-        new JsonObject { ["role"] = "system", ["content"] = new JsonArray(SdkClient.Ref(system)) },
-        new JsonObject { ["role"] = "user", ["content"] = new JsonArray(SdkClient.Ref(user)) },
-    ];
 
     private static JsonArray Arr(params JsonNode?[] items) => new(items);
 
