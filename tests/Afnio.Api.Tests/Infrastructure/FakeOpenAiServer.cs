@@ -88,8 +88,10 @@ public sealed class FakeOpenAiServer : IAsyncDisposable
     }
 
     /// <summary>The text of the request's message with <paramref name="role"/> (the last one, if several).</summary>
+    /// <summary>The text of the request's last message with this role, or "" when it has none.</summary>
     public static string MessageText(JsonElement request, string role) =>
-        request.GetProperty("messages").EnumerateArray().Last(m => m.GetProperty("role").GetString() == role).GetProperty("content").GetString()!;
+        request.GetProperty("messages").EnumerateArray().Where(m => m.GetProperty("role").GetString() == role)
+            .Select(m => m.GetProperty("content").GetString()!).LastOrDefault() ?? string.Empty;
 
     public void Enqueue(params FakeReply[] replies)
     {
