@@ -44,11 +44,23 @@ public class SdkProcesses : IAsyncLifetime
         await Fake.DisposeAsync();
     }
 
-    /// <summary>The recorded provider's answers, chosen by what the request asks.</summary>
+    /// <summary>Marks a prompt whose provider calls take <see cref="SlowDelay"/>: for calls that must still be running.</summary>
+    public const string Slow = "[slow]";
+
+    public static readonly TimeSpan SlowDelay = TimeSpan.FromSeconds(1.5);
+
+    /// <summary>The recorded provider's answers, chosen by what the request asks; slow when it mentions <see cref="Slow"/>.</summary>
     public static FakeReply Answer(JsonElement request)
     {
         var system = FakeOpenAiServer.MessageText(request, "system");
         var user = FakeOpenAiServer.MessageText(request, "user");
+        var reply = Recorded(system, user);
+        var slow = system.Contains(Slow, StringComparison.Ordinal) || user.Contains(Slow, StringComparison.Ordinal);
+        return slow ? reply with { Delay = SlowDelay } : reply;
+    }
+
+    private static FakeReply Recorded(string system, string user)
+    {
         if (system.Contains(TgdPrompts.OpenTag, StringComparison.Ordinal) || user.Contains(TgdPrompts.OpenTag, StringComparison.Ordinal))
         {
             return FakeReply.Text($"{TgdPrompts.OpenTag}{Improved}{TgdPrompts.CloseTag}") with { CompletionTokens = 2 };

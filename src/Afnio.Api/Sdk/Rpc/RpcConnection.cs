@@ -311,7 +311,9 @@ public sealed partial class RpcConnection : IAsyncDisposable
                 return;
             }
 
-            if (id is not null)
+            // A response is never answered: the client answers an id-less error of ours with an error of its
+            // own, and answering that would bounce errors back and forth for ever.
+            if (id is not null || json.ContainsKey("result") || json.ContainsKey("error"))
             {
                 LogUnexpectedReply(_log);
                 return;

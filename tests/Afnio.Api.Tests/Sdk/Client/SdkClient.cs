@@ -137,6 +137,11 @@ public sealed partial class SdkClient : IAsyncDisposable
         using var open = CancellationTokenSource.CreateLinkedTokenSource(ct);
         open.CancelAfter(options.OpenTimeout);
         var tcp = new TcpClient { NoDelay = true };
+        if (options.ReceiveBufferBytes is { } receiveBuffer)
+        {
+            tcp.ReceiveBufferSize = receiveBuffer;
+        }
+
         try
         {
             await tcp.ConnectAsync(wsBase.DnsSafeHost, wsBase.Port, open.Token);

@@ -22,6 +22,9 @@ public sealed class SdkClientOptions
     /// <summary>websockets' <c>ping_interval</c> and <c>ping_timeout</c>; null turns client pings off.</summary>
     public TimeSpan? PingInterval { get; init; } = TimeSpan.FromSeconds(20);
 
+    /// <summary>The socket's receive buffer (SO_RCVBUF) when set; small, it makes a paused reader back up the server quickly.</summary>
+    public int? ReceiveBufferBytes { get; init; }
+
     /// <summary>The client's <c>close()</c> sleeps this long so it can still answer late server requests.</summary>
     public TimeSpan CloseDelay { get; init; } = TimeSpan.FromSeconds(1);
 }
