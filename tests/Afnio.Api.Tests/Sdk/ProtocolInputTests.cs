@@ -152,7 +152,10 @@ public sealed class ProtocolInputTests(ProtocolInputTests.Processes afnio) : ICl
         // A Python-style binding error for a function called with the wrong arguments.
         var add = await client.CallAsync("run_function", new JsonObject
         {
-            ["function_name"] = "Add", ["args"] = new JsonArray(SdkClient.Ref(x)), ["kwargs"] = new JsonObject(), ["grad_enabled"] = true,
+            ["function_name"] = "Add",
+            ["args"] = new JsonArray(SdkClient.Ref(x)),
+            ["kwargs"] = new JsonObject(),
+            ["grad_enabled"] = true,
         });
         Assert.Equal("Add() missing 1 required argument: 'y'.", add["error"]!["data"]!["exception"]!.GetValue<string>());
 
