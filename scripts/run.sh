@@ -92,6 +92,7 @@ Afnio is running.
   Swagger UI:  http://127.0.0.1:$port/swagger
   OpenAPI:     http://127.0.0.1:$port/swagger/v1/swagger.json
   Admin key:   ${state}/admin-key (or Afnio__AdminKey)
+  afnio SDK:   TELLURIO_BACKEND_HTTP_BASE_URL=http://127.0.0.1 TELLURIO_BACKEND_WS_BASE_URL=ws://127.0.0.1 TELLURIO_BACKEND_*_PORT=$port
 Press Ctrl-C to stop.
 MSG
 wait -n "${pids[@]}"
