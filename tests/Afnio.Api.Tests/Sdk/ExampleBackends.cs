@@ -51,6 +51,9 @@ public interface IExampleBackend
     /// </summary>
     Task<IReadOnlyList<string>> JsonFieldEvaluatorAsync(string prediction, string target, string field, string purpose);
 
+    /// <summary>An LM judge over one instruction message whose placeholders name the prediction and target, summed as "summation".</summary>
+    Task<IReadOnlyList<string>> LmJudgeAsync(string model, string instructions, string prediction, string target);
+
     Task BackwardAsync(string root, string? gradient = null, bool retainGraph = false);
 
     Task AppendGradAsync(string variable, string gradient);
@@ -60,6 +63,9 @@ public interface IExampleBackend
     Task<IReadOnlyList<SeenGradient>> GradsAsync(string variable);
 
     Task<string> TgdAsync(IReadOnlyList<string> parameters, string model, int momentum, IReadOnlyList<string> constraints);
+
+    /// <summary>Adds a parameter group with the optimizer's defaults but its own momentum.</summary>
+    Task AddParamGroupAsync(string optimizer, IReadOnlyList<string> parameters, int momentum);
 
     Task StepAsync(string optimizer);
 
@@ -116,6 +122,15 @@ public sealed class ProtocolBackend(SdkClient client, Uri providerBase) : IExamp
             [Ref(prediction), Ref(target), evalFn, purpose, null, Summation(), "summation"])).Select(Keep)];
     }
 
+    public async Task<IReadOnlyList<string>> LmJudgeAsync(string model, string instructions, string prediction, string target)
+    {
+        var messages = new JsonArray(new JsonObject { ["role"] = "system", ["content"] = new JsonArray(Ref(instructions)) });
+        var kwargs = (JsonObject)CompletionArgs.DeepClone();
+        kwargs["reduction_fn"] = Summation();
+        kwargs["reduction_fn_purpose"] = "summation";
+        return [.. (await client.RunFunctionAsync("LMJudgeEvaluator", [SdkClient.ModelRef(model), messages, Ref(prediction), Ref(target)], kwargs)).Select(Keep)];
+    }
+
     public async Task BackwardAsync(string root, string? gradient = null, bool retainGraph = false) =>
         await client.BackwardAsync(_variables[root], gradient is null ? null : _variables[gradient], retainGraph ? true : null);
 
@@ -138,6 +153,13 @@ public sealed class ProtocolBackend(SdkClient client, Uri providerBase) : IExamp
         _optimizers[optimizer.Id] = optimizer;
         return optimizer.Id;
     }
+
+    public async Task AddParamGroupAsync(string optimizer, IReadOnlyList<string> parameters, int momentum) =>
+        await client.AddParamGroupAsync(_optimizers[optimizer], new JsonObject
+        {
+            ["params"] = new JsonArray([.. parameters.Select(p => (JsonNode)Ref(p))]),
+            ["momentum"] = momentum,
+        });
 
     public async Task StepAsync(string optimizer) => await client.StepAsync(_optimizers[optimizer]);
 
@@ -201,6 +223,18 @@ public sealed class RestBackend(TestProject project, Uri providerBase) : IExampl
             reduction_fn_purpose = "summation",
         });
 
+    public Task<IReadOnlyList<string>> LmJudgeAsync(string model, string instructions, string prediction, string target) =>
+        project.OutputsAsync("lm_judge_evaluator", new
+        {
+            model_id = model,
+            messages = new[] { new { role = "system", content = new[] { instructions } } },
+            prediction,
+            target,
+            reduction = "sum",
+            reduction_fn_purpose = "summation",
+            completion_args = CompletionArgs,
+        });
+
     public async Task BackwardAsync(string root, string? gradient = null, bool retainGraph = false)
     {
         var job = await project.BackwardAsync(new
@@ -232,6 +266,12 @@ public sealed class RestBackend(TestProject project, Uri providerBase) : IExampl
 
     public async Task<string> TgdAsync(IReadOnlyList<string> parameters, string model, int momentum, IReadOnlyList<string> constraints) =>
         Id(await Http.PostJsonAsync("/v1/optimizers", new { type = "tgd", @params = parameters, model_id = model, momentum, constraints, completion_args = CompletionArgs }));
+
+    public async Task AddParamGroupAsync(string optimizer, IReadOnlyList<string> parameters, int momentum)
+    {
+        using var response = await Http.PostAsJsonAsync($"/v1/optimizers/{optimizer}/param_groups", new { @params = parameters, momentum });
+        await HttpJson.EnsureSuccessAsync(response);
+    }
 
     public async Task StepAsync(string optimizer)
     {

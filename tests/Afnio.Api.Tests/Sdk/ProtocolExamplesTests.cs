@@ -12,13 +12,26 @@ namespace Afnio.Api.Tests.Sdk;
 /// </summary>
 public sealed class ProtocolExamplesTests(ProtocolExamplesTests.Processes afnio) : IClassFixture<ProtocolExamplesTests.Processes>
 {
-    /// <summary>The scripted Facility models: a classifier by prompt parity, feedback that asks for a hint, an optimizer that adds it.</summary>
+    private const string JudgeInstructions = "Judge whether '{prediction}' translates '{target}'. Answer JSON with score and explanation.";
+
+    /// <summary>
+    /// The scripted Facility models (a classifier by prompt parity, feedback that asks for a hint, an
+    /// optimizer that adds it) and a judge that accepts "Buongiorno" for "Good morning".
+    /// </summary>
     public sealed class Processes : SdkProcesses
     {
         public override async Task InitializeAsync()
         {
             await base.InitializeAsync();
-            Fake.Default = FacilityTraining.Reply;
+            Fake.Default = request =>
+            {
+                var system = FakeOpenAiServer.MessageText(request, "system");
+                return system.StartsWith("Judge whether", StringComparison.Ordinal)
+                    ? FakeReply.Text(system.Contains("'Buongiorno' translates 'Good morning'", StringComparison.Ordinal)
+                        ? """{"score": 1, "explanation": "It is the usual greeting."}"""
+                        : """{"score": 0, "explanation": "It is another greeting."}""")
+                    : FacilityTraining.Reply(request);
+            };
         }
     }
 
@@ -211,6 +224,141 @@ public sealed class ProtocolExamplesTests(ProtocolExamplesTests.Processes afnio)
         var final = protocol.OfType<SeenVariable>().Last();
         Assert.Equal(SeenVariable.Json(FacilityTraining.InitialPrompt + string.Concat(Enumerable.Repeat($" {FacilityTraining.Hint}", 4))), final.Data);
         Assert.Equal(4, protocol.OfType<SeenGradient>().Count());
+    }
+
+    [Fact]
+    public async Task LmJudge_ScoresExplainsAndSendsFeedbackToThePrediction_BothWays()
+    {
+        var requests = new Dictionary<string, List<string>>();
+        var (protocol, rest) = await BothAsync<object>(async b =>
+        {
+            var model = await b.ModelAsync();
+            await b.UseBackwardModelAsync();
+            var instructions = await b.VariableAsync(JudgeInstructions, "judge instructions");
+            var good = await b.VariableAsync("Buongiorno", "translation", requiresGrad: true);
+            var bad = await b.VariableAsync("Buonanotte", "translation", requiresGrad: true);
+            var source = await b.VariableAsync("Good morning", "source text");
+            var accepted = await b.LmJudgeAsync(model, instructions, good, source);
+            var refused = await b.LmJudgeAsync(model, instructions, bad, source);
+            await b.BackwardAsync(refused[1]);
+            var seen = new List<object>();
+            foreach (var output in accepted.Concat(refused))
+            {
+                seen.Add(await b.SeeAsync(output));
+            }
+
+            seen.AddRange(await b.GradsAsync(bad));
+            seen.Add((await b.GradsAsync(good)).Count);
+            return seen;
+        }, requests);
+
+        Assert.Equal(rest, protocol);
+        Assert.Equal(requests["rest"], requests["protocol"]);
+        Assert.Equal(new SeenVariable("1", "Evaluation result score of translation", true, false, "LMJudgeEvaluatorBackward0"), protocol[0]);
+        Assert.Equal(SeenVariable.Json("It is the usual greeting."), ((SeenVariable)protocol[1]).Data);
+        Assert.Equal("Evaluation result explanation of translation", ((SeenVariable)protocol[1]).Role);
+        Assert.Equal("0", ((SeenVariable)protocol[2]).Data);
+        Assert.Equal("feedback to translation", Assert.IsType<SeenGradient>(protocol[4]).Role);
+        Assert.Equal(0, protocol[^1]);
+        Assert.Contains(requests["protocol"], r => r.Contains("Buonanotte", StringComparison.Ordinal) && r.Contains("another greeting", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task AddedParamGroup_IsSteppedWithItsOwnMomentum_BothWays()
+    {
+        var requests = new Dictionary<string, List<string>>();
+        var (protocol, rest) = await BothAsync<object>(async b =>
+        {
+            var model = await b.ModelAsync();
+            var prompt = await b.VariableAsync("Read the message.", "system prompt", parameter: true);
+            var format = await b.VariableAsync("Answer in one word.", "output format", parameter: true);
+            var optimizer = await b.TgdAsync([prompt], model, momentum: 0, []);
+            await b.AddParamGroupAsync(optimizer, [format], momentum: 1);
+            var seen = new List<object>();
+            for (var step = 1; step <= 2; step++)
+            {
+                await b.AppendGradAsync(prompt, await b.VariableAsync($"Prompt feedback {step}.", "feedback to system prompt"));
+                await b.AppendGradAsync(format, await b.VariableAsync($"Format feedback {step}.", "feedback to output format"));
+                await b.StepAsync(optimizer);
+                seen.Add(await b.SeeAsync(prompt));
+                seen.Add(await b.SeeAsync(format));
+                await b.ClearGradAsync(optimizer);
+            }
+
+            return seen;
+        }, requests);
+
+        Assert.Equal(rest, protocol);
+        Assert.Equal(requests["rest"], requests["protocol"]);
+        var hint = $" {FacilityTraining.Hint}";
+        Assert.Equal(
+            [SeenVariable.Json("Read the message." + hint + hint), SeenVariable.Json("Answer in one word." + hint + hint)],
+            protocol.TakeLast(2).Select(v => ((SeenVariable)v).Data));
+        // Only the added group keeps a momentum window: its second step shows its first value.
+        var second = requests["protocol"].Where(r => r.Contains("feedback 2.", StringComparison.Ordinal)).ToList();
+        Assert.Equal(2, second.Count);
+        Assert.Contains(second, r => r.Contains("Format feedback 2.", StringComparison.Ordinal) && r.Contains("<PAST_ITERATION index=\"0\">", StringComparison.Ordinal));
+        Assert.Contains(second, r => r.Contains("Prompt feedback 2.", StringComparison.Ordinal) && !r.Contains("<PAST_ITERATION", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task FunctionalTgd_AsksAndUpdatesAsTheOptimizerDoes()
+    {
+        var constraints = new[] { "The prompt must not contain curly braces." };
+        var before = afnio.Fake.Requests.Count;
+        var functional = new List<string>();
+        var user = await afnio.NewUserAsync("functional");
+        await using (var session = await afnio.ConnectAsync(user, "Functional TGD"))
+        {
+            var client = session.Client;
+            var model = await client.CreateModelAsync("OpenAI", new JsonObject { ["api_key"] = "sk-examples", ["base_url"] = afnio.Fake.Endpoint.ToString() });
+            var prompt = await client.CreateVariableAsync("Read the message.", "system prompt", requiresGrad: true, parameter: true);
+            var messages = new JsonArray(
+                new JsonObject
+                {
+                    ["role"] = "system",
+                    ["content"] = new JsonArray(SdkClient.Ref(await client.CreateVariableAsync(
+                    "Placeholder for Textual Gradient Descent optimizer system prompt", "Textual Gradient Descent optimizer system prompt")))
+                },
+                new JsonObject
+                {
+                    ["role"] = "user",
+                    ["content"] = new JsonArray(SdkClient.Ref(await client.CreateVariableAsync(
+                    "Placeholder for Textual Gradient Descent optimizer user prompt", "Textual Gradient Descent optimizer user prompt")))
+                });
+            var buffers = new JsonArray(new JsonArray());
+            for (var step = 1; step <= 3; step++)
+            {
+                var feedback = await client.CreateVariableAsync($"Feedback number {step}.", "feedback to system prompt");
+                buffers = await client.TgdAsync([prompt], new JsonArray(new JsonArray(SdkClient.Ref(feedback))), buffers, model, messages,
+                    constraints: new JsonArray([.. constraints.Select(c => (JsonNode)c)]), momentum: 2,
+                    completionArgs: new JsonObject { ["model"] = "gpt-4o-mini", ["temperature"] = 0 });
+                functional.Add(SeenVariable.Json(await client.DataAsync(prompt)));
+            }
+
+            Assert.Equal(2, Assert.IsType<JsonArray>(Assert.Single(buffers)).Count);
+            Assert.Empty(client.Violations);
+        }
+
+        var asked = afnio.Fake.Requests.Skip(before).Select(r => FakeOpenAiServer.MessageText(r, "user")).Order(StringComparer.Ordinal).ToList();
+        before = afnio.Fake.Requests.Count;
+
+        var rest = new RestBackend(await afnio.Processes.CreateProjectAsync("optimizer over REST"), afnio.Fake.Endpoint);
+        var restModel = await rest.ModelAsync();
+        var restPrompt = await rest.VariableAsync("Read the message.", "system prompt", parameter: true);
+        var optimizer = await rest.TgdAsync([restPrompt], restModel, momentum: 2, constraints);
+        var stepped = new List<string>();
+        for (var step = 1; step <= 3; step++)
+        {
+            await rest.AppendGradAsync(restPrompt, await rest.VariableAsync($"Feedback number {step}.", "feedback to system prompt"));
+            await rest.StepAsync(optimizer);
+            stepped.Add((await rest.SeeAsync(restPrompt)).Data);
+            await rest.ClearGradAsync(optimizer);
+        }
+
+        Assert.Equal(stepped, functional);
+        Assert.Equal(afnio.Fake.Requests.Skip(before).Select(r => FakeOpenAiServer.MessageText(r, "user")).Order(StringComparer.Ordinal), asked);
+        Assert.Equal(SeenVariable.Json("Read the message." + string.Concat(Enumerable.Repeat($" {FacilityTraining.Hint}", 3))), functional[^1]);
     }
 
     /// <summary>
