@@ -26,12 +26,13 @@ public sealed class ProtocolCrashTests : IClassFixture<ProtocolCrashTests.Proces
         afnio.Fake.Default = Reply;
     }
 
-    /// <summary>Gradients two at a time, so a kill lands among them.</summary>
+    /// <summary>Gradients and optimizer calls two at a time, so a kill lands among them even on a busy machine.</summary>
     public sealed class Processes : SdkProcesses
     {
         protected override IReadOnlyDictionary<string, string> Settings => new Dictionary<string, string>
         {
             ["Afnio__Jobs__BackwardConcurrency"] = "2",
+            ["Afnio__Models__DefaultMaxConcurrency"] = "2",
         };
     }
 
