@@ -56,6 +56,16 @@ public static class NetworkAddresses
     }
 
     /// <summary>
+    /// A URL's host as the address check sees it: without the trailing dots of a fully qualified name, so
+    /// <c>127.0.0.1.</c> is the address 127.0.0.1 and <c>localhost.</c> the name localhost.
+    /// </summary>
+    public static string HostForCheck(string host)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        return host.TrimEnd('.');
+    }
+
+    /// <summary>
     /// A <see cref="System.Net.Http.SocketsHttpHandler.ConnectCallback"/> that resolves the host and refuses
     /// to connect when any of its addresses is not public (unless <paramref name="allowPrivate"/>), then
     /// connects to exactly the addresses it checked: a name that resolves differently later (DNS
@@ -64,7 +74,7 @@ public static class NetworkAddresses
     public static Func<System.Net.Http.SocketsHttpConnectionContext, CancellationToken, ValueTask<Stream>> GuardedConnect(
         bool allowPrivate, Func<string, string> refusal) => async (context, ct) =>
     {
-        var host = context.DnsEndPoint.Host;
+        var host = HostForCheck(context.DnsEndPoint.Host);
         var addresses = IPAddress.TryParse(host, out var literal) ? [literal] : await Dns.GetHostAddressesAsync(host, ct);
         if (!allowPrivate && addresses.Any(a => !IsPublic(a)))
         {

@@ -203,6 +203,7 @@ public sealed class PrivateAddressTests(PublicOnlyApp app) : IClassFixture<Publi
     [InlineData("http://169.254.169.254/latest")]
     [InlineData("http://[::1]:11434/v1")]
     [InlineData("http://[::ffff:192.168.1.1]/v1")]
+    [InlineData("http://127.0.0.1.:8000/v1")]
     public async Task PrivateAddresses_AreRefusedWhenTheModelIsCreated(string baseUrl)
     {
         var project = await app.CreateProjectAsync();

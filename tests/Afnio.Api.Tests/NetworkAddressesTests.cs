@@ -47,4 +47,33 @@ public sealed class NetworkAddressesTests
     [InlineData("::ffff:93.184.216.34")]
     [InlineData("2002:5db8:d822::1")]
     public void PublicAddresses_ArePublic(string address) => Assert.True(NetworkAddresses.IsPublic(IPAddress.Parse(address)));
+
+    [Theory]
+    [InlineData("127.0.0.1.")]
+    [InlineData("localhost.")]
+    [InlineData("localhost")]
+    public async Task ConnectingToAnInternalHost_IsRefusedAtOnce_EvenWrittenWithATrailingDot(string host)
+    {
+        using var handler = new System.Net.Http.SocketsHttpHandler
+        {
+            ConnectCallback = NetworkAddresses.GuardedConnect(allowPrivate: false, h => $"refused {h}"),
+        };
+        using var client = new HttpClient(handler);
+
+        var failure = await Assert.ThrowsAsync<HttpRequestException>(() => client.GetAsync(new Uri($"http://{host}:9/")));
+
+        Assert.Equal($"refused {host.TrimEnd('.')}", BlockedAddressException.Find(failure)?.Message);
+    }
+
+    [Fact]
+    public void ModelCalls_IgnoreProxyVariables_UnlessTheOperatorAsks()
+    {
+        using var plain = Afnio.Data.LanguageModels.OpenAiTransport.CreateHandler(new Afnio.Data.LanguageModels.ModelOptions());
+        using var proxied = Afnio.Data.LanguageModels.OpenAiTransport.CreateHandler(new Afnio.Data.LanguageModels.ModelOptions { UseProxy = true });
+
+        Assert.False(plain.UseProxy);
+        Assert.False(plain.AllowAutoRedirect);
+        Assert.NotNull(plain.ConnectCallback);
+        Assert.True(proxied.UseProxy);
+    }
 }

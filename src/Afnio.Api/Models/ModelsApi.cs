@@ -213,7 +213,7 @@ public static class ModelsApi
         }
 
         // An address written as such is refused now; a host name is checked each time a connection is made.
-        if (!allowPrivate && System.Net.IPAddress.TryParse(uri.IdnHost, out var address) && !NetworkAddresses.IsPublic(address))
+        if (!allowPrivate && System.Net.IPAddress.TryParse(NetworkAddresses.HostForCheck(uri.IdnHost), out var address) && !NetworkAddresses.IsPublic(address))
         {
             throw ApiException.BadRequest("base_url_not_allowed",
                 $"base_url points at a non-public address ({address}); this server does not allow model clients on private networks " +

@@ -30,6 +30,12 @@ public sealed class ModelOptions
     public bool AllowPrivateAddresses { get; set; }
 
     /// <summary>
+    /// Whether model calls go through the proxy named by <c>HTTPS_PROXY</c>/<c>HTTP_PROXY</c>. Off by
+    /// default: through a proxy the address check would see the proxy's address, not the provider's.
+    /// </summary>
+    public bool UseProxy { get; set; }
+
+    /// <summary>
     /// Where model clients registered without <c>base_url</c> send their calls; OpenAI's own endpoint
     /// when unset. An operator can point it at an OpenAI-compatible gateway (LiteLLM, a proxy with
     /// audit logging), which then also serves afnio clients that name no base URL.

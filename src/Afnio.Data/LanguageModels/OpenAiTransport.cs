@@ -77,17 +77,28 @@ public sealed class OpenAiTransport(IOptions<ModelOptions> options)
         }
     }
 
-    private ChatClient CreateClient(ResolvedModel model)
+    /// <summary>
+    /// The HTTP handler of a model client: no redirects, the address check on every connection, and no
+    /// proxy unless <see cref="ModelOptions.UseProxy"/> (a proxy would hide the provider's address from the check).
+    /// </summary>
+    public static SocketsHttpHandler CreateHandler(ModelOptions settings)
     {
-        var allowPrivate = options.Value.AllowPrivateAddresses;
-        var handler = new SocketsHttpHandler
+        ArgumentNullException.ThrowIfNull(settings);
+        var allowPrivate = settings.AllowPrivateAddresses;
+        return new SocketsHttpHandler
         {
             AllowAutoRedirect = false,
+            UseProxy = settings.UseProxy,
             PooledConnectionLifetime = TimeSpan.FromMinutes(5),
             ConnectCallback = NetworkAddresses.GuardedConnect(allowPrivate, host =>
                 $"The model's base_url host '{host}' is not a public address, and private addresses are not allowed " +
                 "(set Afnio__Models__AllowPrivateAddresses=true to reach a model server on your own network)."),
         };
+    }
+
+    private ChatClient CreateClient(ResolvedModel model)
+    {
+        var handler = CreateHandler(options.Value);
         var clientOptions = new OpenAIClientOptions
         {
             NetworkTimeout = TimeSpan.FromSeconds(Math.Max(1, options.Value.NetworkTimeoutSeconds)),
