@@ -39,7 +39,7 @@ public static class WebhookUrls
             return uri.AbsoluteUri;
         }
 
-        var host = uri.IdnHost.TrimEnd('.');
+        var host = NetworkAddresses.HostForCheck(uri.IdnHost);
         if (host.Length > 253)
         {
             throw ApiException.BadRequest("invalid_url", $"'{param}' has a host name longer than 253 characters.", param);
