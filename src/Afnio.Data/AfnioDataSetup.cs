@@ -60,6 +60,7 @@ public static class AfnioDataSetup
         }
 
         services.Configure<LanguageModels.ModelOptions>(configuration.GetSection(LanguageModels.ModelOptions.Section));
+        services.Configure<Domain.Common.OperationLimits>(configuration.GetSection(Domain.Common.OperationLimits.Section));
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton(provider => provider.GetRequiredService<IOptions<LanguageModels.ModelOptions>>().Value.BuildPriceTable());
         services.AddSingleton<LanguageModels.ModelKeyProtector>();

@@ -136,7 +136,7 @@ public sealed class QueuedJobsTests(AfnioApiFactory app) : IClassFixture<AfnioAp
         var jobOptions = Options.Create(new Worker.Jobs.JobOptions());
         return new Worker.Backward.BackwardJobs(contexts, app.Services.GetRequiredService<Data.LanguageModels.ModelGateway>(),
             new Worker.Jobs.JobExecution(contexts, jobOptions, TimeProvider.System, NullLogger<Worker.Jobs.JobExecution>.Instance),
-            jobOptions, TimeProvider.System, NullLogger<Worker.Backward.BackwardJobs>.Instance);
+            jobOptions, Options.Create(new Afnio.Domain.Common.OperationLimits()), TimeProvider.System, NullLogger<Worker.Backward.BackwardJobs>.Instance);
     }
 
     private static Guid JobGuid(string id) =>

@@ -34,6 +34,7 @@ public static class BackwardApi
         var rootIds = Ids(request.Variables, "variables");
         var gradientIds = request.GradVariables?.Select((id, i) => id is null ? (Guid?)null : Id(id, $"grad_variables[{i}]")).ToList();
         var inputIds = request.Inputs is null ? null : Ids(request.Inputs, "inputs");
+        operations.Limits.CheckVariableCount(rootIds.Count + (gradientIds?.Count ?? 0) + (inputIds?.Count ?? 0), "variables");
         var variables = await LoadAsync(db, project, rootIds, gradientIds, inputIds, ct);
 
         var roots = rootIds.Select(id => variables[id]).ToList();

@@ -31,6 +31,7 @@ public static class FunctionsApi
         var operation = operations.Get(name);
         var (arguments, gradEnabled) = SplitBody(body);
         var bound = operation.Bind(arguments);
+        operations.Limits.CheckVariableCount(bound.Variables.Count, "arguments");
         var variables = await LoadVariablesAsync(db, project, bound.Variables, arguments, ct);
         var leaves = variables.Values.Where(v => v.RequiresGrad && v.IsLeaf).Select(v => v.Id).ToList();
         var accumulate = gradEnabled ? await db.AccumulateNodesAsync(project.ProjectId, leaves, ct) : [];

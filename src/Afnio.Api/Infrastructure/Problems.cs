@@ -128,6 +128,7 @@ internal sealed class AfnioExceptionHandler : IExceptionHandler
                 ErrorKind.NotFound => 404,
                 ErrorKind.Conflict => 409,
                 ErrorKind.Upstream => 502,
+                ErrorKind.TooLarge => 413,
                 _ => 400,
             }, e.Code, e.Message, e.Param),
             BadHttpRequestException e => FromBadRequest(e),
@@ -140,6 +141,10 @@ internal sealed class AfnioExceptionHandler : IExceptionHandler
             Npgsql.PostgresException { SqlState: "22021" } or Microsoft.EntityFrameworkCore.DbUpdateException { InnerException: Npgsql.PostgresException { SqlState: "22021" } } =>
                 (400, "invalid_request", "The request holds a NUL character (\\u0000), which text cannot contain.", null),
             _ when DatabaseUnavailable(exception) is { } database => Unavailable(http, database),
+            // A value too large or too deep for JSON (System.Text.Json's own limits) is the input's fault, not ours.
+            _ when JsonLimit(exception) is { } limit => (413, "value_too_large",
+                $"A value of this request is too large to be written as JSON: {limit.Message}", null),
+            JsonException e => (400, "invalid_json", $"A JSON value of this request cannot be read: {e.Message}", null),
             _ => null,
         };
 
@@ -150,6 +155,20 @@ internal sealed class AfnioExceptionHandler : IExceptionHandler
 
         await Problems.WriteAsync(http, p.Status, p.Code, p.Detail, p.Param);
         return true;
+    }
+
+    /// <summary>System.Text.Json refusing a string longer than it can write (about 166 million characters).</summary>
+    private static ArgumentException? JsonLimit(Exception exception)
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+        {
+            if (e is ArgumentException argument && argument.Message.StartsWith("The JSON value of length", StringComparison.Ordinal))
+            {
+                return argument;
+            }
+        }
+
+        return null;
     }
 
     /// <summary>A failure to reach the database (down, restarting, out of connections): worth retrying, not a bug.</summary>

@@ -9,6 +9,7 @@ using Afnio.Domain.Common;
 using Afnio.Domain.Programs;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
 
 namespace Afnio.Api.Programs;
 
@@ -70,7 +71,8 @@ public static class ProgramsApi
     }
 
     public static async Task<Created<ProgramResponse>> CreateProgram(
-        CreateProgramRequest request, AfnioDbContext db, ProjectContext project, TimeProvider clock, CancellationToken ct)
+        CreateProgramRequest request, AfnioDbContext db, ProjectContext project, IOptions<OperationLimits> limits, TimeProvider clock,
+        CancellationToken ct)
     {
         var name = RunsApi.Text(request.Name ?? throw ApiException.BadRequest("missing_field", "'name' is required.", "name"), 200, "name");
         var description = request.Description is null ? null : RunsApi.Text(request.Description, 2000, "description");
@@ -82,10 +84,23 @@ public static class ProgramsApi
 
         StorableJson.Check(json, ProgramParser.Code, "definition");
         var definition = ProgramParser.Parse(json);
+        CheckRoles(definition, limits.Value);
         var now = clock.GetUtcNow();
         var program = await CreateAsync(db, project.ProjectId, name, description, definition, ProgramVersion.Created, now, ct);
         var response = ToResponse(program, definition.InitialValues());
         return TypedResults.Created($"/v1/programs/{response.Id}", response);
+    }
+
+    /// <summary>The roles a program gives its variables follow the same limit as a variable's role.</summary>
+    private static void CheckRoles(ProgramDefinition definition, OperationLimits limits)
+    {
+        foreach (var (kind, value) in definition.Parameters.Select(p => ("parameters", (p.Name, p.Role)))
+            .Concat(definition.Constants.Select(c => ("constants", (c.Name, c.Role))))
+            .Concat(definition.Inputs.Select(f => ("inputs", (f.Name, f.Role))))
+            .Concat(definition.Targets.Select(f => ("targets", (f.Name, f.Role)))))
+        {
+            limits.CheckRole(value.Role, $"definition.{kind}.{value.Name}.role");
+        }
     }
 
     /// <summary>Stores a program and its version 1 in one transaction.</summary>

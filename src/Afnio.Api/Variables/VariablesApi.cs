@@ -6,6 +6,7 @@ using Afnio.Domain.Common;
 using Afnio.Domain.Variables;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
 
 namespace Afnio.Api.Variables;
 
@@ -31,9 +32,11 @@ public static class VariablesApi
     }
 
     public static async Task<Created<VariableResponse>> CreateVariable(
-        CreateVariableRequest request, AfnioDbContext db, ProjectContext project, TimeProvider clock, CancellationToken ct)
+        CreateVariableRequest request, AfnioDbContext db, ProjectContext project, IOptions<OperationLimits> limits, TimeProvider clock,
+        CancellationToken ct)
     {
-        var variable = Variable.Create(project.ProjectId, VariableData.FromJson(request.Data), StorableText.Check(request.Role ?? string.Empty, "invalid_role", "role"),
+        var role = limits.Value.CheckRole(StorableText.Check(request.Role ?? string.Empty, "invalid_role", "role"), "role");
+        var variable = Variable.Create(project.ProjectId, VariableData.FromJson(request.Data), role,
             request.RequiresGrad ?? request.IsParameter, request.IsParameter, clock.GetUtcNow());
         db.Variables.Add(variable);
         await db.SaveChangesAsync(ct);
@@ -53,7 +56,8 @@ public static class VariablesApi
         TypedResults.Ok(await ToResponseAsync(db, await FindAsync(db, project, id, "id", ct), ct));
 
     public static async Task<Ok<VariableResponse>> UpdateVariable(
-        string id, UpdateVariableRequest request, AfnioDbContext db, ProjectContext project, CancellationToken ct)
+        string id, UpdateVariableRequest request, AfnioDbContext db, ProjectContext project, IOptions<OperationLimits> limits,
+        CancellationToken ct)
     {
         var variable = await FindAsync(db, project, id, "id", ct);
         if (request.Data.ValueKind != System.Text.Json.JsonValueKind.Undefined)
@@ -61,7 +65,7 @@ public static class VariablesApi
             variable.SetData(VariableData.FromJson(request.Data));
         }
 
-        variable.Role = request.Role is { } role ? StorableText.Check(role, "invalid_role", "role") : variable.Role;
+        variable.Role = request.Role is { } role ? limits.Value.CheckRole(StorableText.Check(role, "invalid_role", "role"), "role") : variable.Role;
         // is_leaf is derived from requires_grad and grad_fn, so it follows by itself.
         variable.RequiresGrad = request.RequiresGrad ?? variable.RequiresGrad;
         await db.SaveChangesAsync(ct);

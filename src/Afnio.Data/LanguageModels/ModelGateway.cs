@@ -27,6 +27,7 @@ public sealed partial class ModelGateway(
     ModelCallJournal journal,
     PriceTable prices,
     IOptions<ModelOptions> options,
+    IOptions<OperationLimits> operationLimits,
     TimeProvider clock,
     ILogger<ModelGateway> log)
 {
@@ -42,6 +43,8 @@ public sealed partial class ModelGateway(
 
     private async Task<ChatReply> ChatAsync(Scope scope, ChatRequest request, CancellationToken ct)
     {
+        // Every call, forward, backward or optimizer, is bounded before anything is sent or journaled.
+        operationLimits.Value.CheckCallBytes(request.Messages.Sum(m => (long)Encoding.UTF8.GetByteCount(m.Content)), "messages");
         var (model, baseArgs) = await scope.ModelAsync(request.ModelId, ct);
         var body = RequestBody(request.Messages, model.DefaultCompletionArgs, Merge(baseArgs, request.CompletionArgs));
         var hash = Hash(model.Id, body);
@@ -192,7 +195,7 @@ public sealed partial class ModelGateway(
             StepKey = stepKey,
             RequestHash = hash,
             Model = Storable(modelName, 200),
-            Request = body.ToJsonString(),
+            Request = JournaledRequest(body, hash),
             Response = success?.Content,
             Status = success is null ? ModelCallStatus.Failed : ModelCallStatus.Succeeded,
             Error = error is null ? null : Storable(error, 4000),
@@ -205,6 +208,32 @@ public sealed partial class ModelGateway(
             LatencyMs = (int)Math.Min(int.MaxValue, latency.TotalMilliseconds),
             CreatedAt = clock.GetUtcNow(),
         }, ct);
+    }
+
+    /// <summary>
+    /// The request as journaled: whole up to <see cref="ModelOptions.MaxJournaledRequestBytes"/>; beyond
+    /// that its hash, its size and a bounded excerpt of its JSON, so one oversized call cannot grow the table.
+    /// </summary>
+    private string JournaledRequest(JsonObject body, string hash)
+    {
+        var json = body.ToJsonString();
+        var max = Math.Max(1024, options.Value.MaxJournaledRequestBytes);
+        var bytes = Encoding.UTF8.GetByteCount(json);
+        if (bytes <= max)
+        {
+            return json;
+        }
+
+        var excerpt = json[..(int)Math.Min(json.Length, max / 2)];
+        // An excerpt never ends inside a surrogate pair, so it stays storable text.
+        excerpt = char.IsHighSurrogate(excerpt[^1]) ? excerpt[..^1] : excerpt;
+        return new JsonObject
+        {
+            ["truncated"] = true,
+            ["sha256"] = hash,
+            ["bytes"] = bytes,
+            ["excerpt"] = excerpt,
+        }.ToJsonString();
     }
 
     // Provider-controlled text (model names, error messages) goes into the journal: no NUL, bounded.

@@ -7,6 +7,12 @@ public sealed class ModelOptions
 {
     public const string Section = "Afnio:Models";
 
+    /// <summary>
+    /// Bytes of a call's request stored whole in the call journal; a larger one is stored as its hash,
+    /// its size and an excerpt of half this size.
+    /// </summary>
+    public int MaxJournaledRequestBytes { get; set; } = 64 * 1024;
+
     /// <summary>Attempts per call, the first included, before a transient fault fails the call.</summary>
     public int MaxAttempts { get; set; } = 4;
 

@@ -11,26 +11,40 @@ public sealed class OperationRegistry
     private readonly Dictionary<string, IOperation> _byNodeName;
 
     /// <summary>A registry of the given operations.</summary>
-    public OperationRegistry(IEnumerable<IOperation> operations)
+    public OperationRegistry(IEnumerable<IOperation> operations, OperationLimits? limits = null)
     {
+        Limits = limits ?? OperationLimits.Default;
         var list = operations.ToList();
         _byName = list.ToDictionary(o => o.Name, StringComparer.Ordinal);
         _byNodeName = list.ToDictionary(o => o.BackwardName, StringComparer.Ordinal);
     }
 
+    /// <summary>The sizes calls of these operations may reach.</summary>
+    public OperationLimits Limits { get; }
+
     /// <summary>The built-in operations that need no language model.</summary>
-    public static OperationRegistry Basic() => new([new AddOperation(), new SumOperation(), new SplitOperation()]);
+    public static OperationRegistry Basic(OperationLimits? limits = null)
+    {
+        limits ??= OperationLimits.Default;
+        return new([new AddOperation(), new SumOperation(), new SplitOperation(limits)], limits);
+    }
 
     /// <summary>Every built-in operation, the ones that call language models included.</summary>
     /// <param name="models">The models the calls go to, scoped to one project (and job).</param>
     /// <param name="callables">Runs the afnio client's own functions (evaluators' eval_fn, reduction_fn, success_fn); null without a client.</param>
-    public static OperationRegistry Standard(ILanguageModels models, Evaluation.IClientCallables? callables = null) => new(
-    [
-        new AddOperation(), new SumOperation(), new SplitOperation(),
-        new ExactMatchEvaluatorOperation(models, callables),
-        new DeterministicEvaluatorOperation(models, callables),
-        new ChatCompletionOperation(models), new LmJudgeEvaluatorOperation(models, callables),
-    ]);
+    /// <param name="limits">The sizes a call may reach; the defaults when null.</param>
+    public static OperationRegistry Standard(
+        ILanguageModels models, Evaluation.IClientCallables? callables = null, OperationLimits? limits = null)
+    {
+        limits ??= OperationLimits.Default;
+        return new(
+        [
+            new AddOperation(), new SumOperation(), new SplitOperation(limits),
+            new ExactMatchEvaluatorOperation(models, callables),
+            new DeterministicEvaluatorOperation(models, callables),
+            new ChatCompletionOperation(models, limits), new LmJudgeEvaluatorOperation(models, callables, limits),
+        ], limits);
+    }
 
     /// <summary>The API names, for error messages and documentation.</summary>
     public IEnumerable<string> Names => _byName.Keys;

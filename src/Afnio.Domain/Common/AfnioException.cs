@@ -14,6 +14,9 @@ public enum ErrorKind
 
     /// <summary>A language-model provider failed after every retry (HTTP 502).</summary>
     Upstream,
+
+    /// <summary>The input is larger than a configured limit (HTTP 413).</summary>
+    TooLarge,
 }
 
 /// <summary>
@@ -42,6 +45,10 @@ public sealed class AfnioException(ErrorKind kind, string code, string message, 
 
     /// <summary>Creates an <see cref="ErrorKind.Upstream"/> error.</summary>
     public static AfnioException Upstream(string code, string message) => new(ErrorKind.Upstream, code, message);
+
+    /// <summary>Creates an <see cref="ErrorKind.TooLarge"/> error.</summary>
+    public static AfnioException TooLarge(string code, string message, string? param = null) =>
+        new(ErrorKind.TooLarge, code, message, param);
 
     /// <summary>Creates an <see cref="ErrorKind.NotFound"/> error.</summary>
     public static AfnioException NotFound(string code, string message, string? param = null) =>

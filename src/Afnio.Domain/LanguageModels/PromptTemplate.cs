@@ -33,12 +33,27 @@ public static class PromptTemplate
         }
 
         var sb = new StringBuilder(text.Length + 64);
-        Scan(text, sb, name => values.TryGetValue(name, out var value)
-            ? value
-            : throw AfnioException.Invalid("missing_input",
-                $"The prompt has a placeholder '{{{name}}}' but no input named '{name}' was given. " +
-                $"Pass it in 'inputs', or write '{{{{{name}}}}}' for literal braces.", "inputs"));
+        Scan(text, (start, length) => sb.Append(text, start, length), name => sb.Append(ValueOf(values, name)));
         return sb.ToString();
+    }
+
+    /// <summary>
+    /// What <see cref="Fill"/> would make, without making it: the UTF-8 byte count of the filled text
+    /// and the number of placeholders filled. <paramref name="valueBytes"/> gives each value's byte count.
+    /// </summary>
+    public static (long Bytes, int Placeholders) Measure(string text, IReadOnlyDictionary<string, string> values, Func<string, long> valueBytes)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        ArgumentNullException.ThrowIfNull(values);
+        ArgumentNullException.ThrowIfNull(valueBytes);
+        long bytes = 0;
+        var placeholders = 0;
+        Scan(text, (start, length) => bytes += Encoding.UTF8.GetByteCount(text.AsSpan(start, length)), name =>
+        {
+            placeholders++;
+            bytes += valueBytes(ValueOf(values, name));
+        });
+        return (bytes, placeholders);
     }
 
     /// <summary>The placeholder names used in <paramref name="text"/>, each once, in order of first use.</summary>
@@ -46,20 +61,25 @@ public static class PromptTemplate
     {
         ArgumentNullException.ThrowIfNull(text);
         var names = new List<string>();
-        Scan(text, null, name =>
+        Scan(text, (_, _) => { }, name =>
         {
             if (!names.Contains(name, StringComparer.Ordinal))
             {
                 names.Add(name);
             }
-
-            return null;
         });
         return names;
     }
 
-    /// <summary>One pass over the text; appends the result to <paramref name="output"/> when given.</summary>
-    private static void Scan(string text, StringBuilder? output, Func<string, string?> placeholder)
+    private static string ValueOf(IReadOnlyDictionary<string, string> values, string name) =>
+        values.TryGetValue(name, out var value)
+            ? value
+            : throw AfnioException.Invalid("missing_input",
+                $"The prompt has a placeholder '{{{name}}}' but no input named '{name}' was given. " +
+                $"Pass it in 'inputs', or write '{{{{{name}}}}}' for literal braces.", "inputs");
+
+    /// <summary>One pass over the text: literal runs (start, length) and placeholder names, in order.</summary>
+    private static void Scan(string text, Action<int, int> literal, Action<string> placeholder)
     {
         var i = 0;
         while (i < text.Length)
@@ -67,30 +87,33 @@ public static class PromptTemplate
             var next = text.AsSpan(i).IndexOfAny('{', '}');
             if (next < 0)
             {
-                output?.Append(text, i, text.Length - i);
+                literal(i, text.Length - i);
                 return;
             }
 
-            output?.Append(text, i, next);
+            if (next > 0)
+            {
+                literal(i, next);
+            }
+
             i += next;
             var c = text[i];
             if (i + 1 < text.Length && text[i + 1] == c)
             {
-                output?.Append(c);
+                // An escape: the doubled brace stands for one.
+                literal(i, 1);
                 i += 2;
                 continue;
             }
 
             if (c == '{' && NameLength(text, i + 1) is > 0 and var length && i + 1 + length < text.Length && text[i + 1 + length] == '}')
             {
-                // Called even without output: Placeholders() collects names through it.
-                var value = placeholder(text.Substring(i + 1, length));
-                output?.Append(value);
+                placeholder(text.Substring(i + 1, length));
                 i += length + 2;
                 continue;
             }
 
-            output?.Append(c);
+            literal(i, 1);
             i++;
         }
     }

@@ -29,6 +29,7 @@ public sealed partial class BackwardJobs(
     ModelGateway models,
     JobExecution execution,
     IOptions<JobOptions> options,
+    IOptions<OperationLimits> limits,
     TimeProvider clock,
     ILogger<BackwardJobs> log) : IBackwardJobs
 {
@@ -65,7 +66,7 @@ public sealed partial class BackwardJobs(
         await using (var store = new BackwardStepStore(contexts, job.Id, owner, projectId, clock, monitor))
         {
             // Model calls are journaled under this job: a resumed node reuses the replies it already paid for.
-            var operations = OperationRegistry.Standard(models.ForJob(projectId, job.Id));
+            var operations = OperationRegistry.Standard(models.ForJob(projectId, job.Id), limits: limits.Value);
             await new BackwardEngine(operations).RunAsync(
                 plan, store, completed, Math.Max(1, options.Value.BackwardConcurrency), ct, monitor.CancelRequested);
         }

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Afnio.Domain.Autodiff;
 using Afnio.Domain.Common;
 using Afnio.Domain.LanguageModels;
 using Afnio.Domain.Pricing;
@@ -83,10 +84,14 @@ public sealed class RunBudget(decimal? max, PriceTable prices)
 /// belongs (<c>e2/b1/backward/…</c>), so a resumed batch replays its own journaled calls; calls for
 /// the backward model go to the run's backward model; and every call passes the budget first.
 /// </summary>
-public sealed class RunModels(ILanguageModels inner, string prefix, Guid backwardModel, JsonObject? backwardArgs, RunBudget budget) : ILanguageModels
+public sealed class RunModels(
+    ILanguageModels inner, string prefix, Guid backwardModel, JsonObject? backwardArgs, RunBudget budget, OperationLimits limits) : ILanguageModels
 {
     /// <summary>The same models for another piece of work.</summary>
-    public RunModels For(string piece) => new(inner, $"{prefix}/{piece}", backwardModel, backwardArgs, budget);
+    public RunModels For(string piece) => new(inner, $"{prefix}/{piece}", backwardModel, backwardArgs, budget, limits);
+
+    /// <summary>The operations of a piece of work, calling these models within the configured limits.</summary>
+    public OperationRegistry Operations(string piece) => OperationRegistry.Standard(For(piece), limits: limits);
 
     /// <inheritdoc />
     public async Task<ChatReply> ChatAsync(ChatRequest request, CancellationToken cancellationToken)

@@ -53,6 +53,7 @@ public sealed partial class TrainingJobs(
     PriceTable prices,
     JobExecution execution,
     IOptions<JobOptions> options,
+    IOptions<OperationLimits> limits,
     TimeProvider clock,
     ILogger<TrainingJobs> log) : ITrainingJobs
 {
@@ -78,7 +79,7 @@ public sealed partial class TrainingJobs(
         var run = await TrainingRun.LoadAsync(delivery.Db, delivery.Job, ct);
         var jobId = delivery.Job.Id;
         var budget = new RunBudget(run.Config.MaxCostUsd, prices);
-        var root = new RunModels(models.ForJob(run.ProjectId, jobId), "fit", run.Config.Models["backward"], run.Config.BackwardCompletionArgs, budget);
+        var root = new RunModels(models.ForJob(run.ProjectId, jobId), "fit", run.Config.Models["backward"], run.Config.BackwardCompletionArgs, budget, limits.Value);
 
         var units = Plan(run);
         var done = (await delivery.Db.JobSteps.AsNoTracking().Where(s => s.JobId == jobId).Select(s => s.StepKey).ToListAsync(ct)).ToHashSet();
@@ -212,8 +213,8 @@ public sealed partial class TrainingJobs(
         var labels = indices.Select(i => run.TrainLabels[i]).ToList();
         // afnio's clear_grad: the batch starts from no gradients; the momentum windows carry over.
         var forward = await run.Executor.ForwardAsync(state.Parameters, items, labels,
-            step => OperationRegistry.Standard(models.For(step)), gradEnabled: true, ct);
-        var gradients = await run.Executor.BackwardAsync(forward, OperationRegistry.Standard(models.For("backward")),
+            step => models.Operations(step), gradEnabled: true, ct);
+        var gradients = await run.Executor.BackwardAsync(forward, models.Operations("backward"),
             Math.Max(1, options.Value.BackwardConcurrency), ct);
         var (next, _) = await ProgramOptimizer.StepAsync(run.Program, state, gradients, models.For("step"), run.Tgd, "tgd", ct);
         return (next, forward.Metrics(run.Program.Metrics));
@@ -233,7 +234,7 @@ public sealed partial class TrainingJobs(
         {
             var batch = batches[b];
             var pass = await run.Executor.ForwardAsync(parameters, [.. batch.Select(x => x.Item)], [.. batch.Select(x => x.Label)],
-                step => OperationRegistry.Standard(models.For($"b{b}/{step}")), gradEnabled: false, ct);
+                step => models.Operations($"b{b}/{step}"), gradEnabled: false, ct);
             foreach (var (name, value) in pass.Metrics(run.Program.Metrics))
             {
                 sums[name] = sums.GetValueOrDefault(name) + value;
@@ -354,7 +355,7 @@ public sealed partial class TrainingJobs(
     {
         var run = await TrainingRun.LoadAsync(delivery.Db, delivery.Job, ct);
         var budget = new RunBudget(null, prices);
-        var testModels = new RunModels(models.ForJob(run.ProjectId, delivery.Job.Id), "test", run.Config.Models["backward"], run.Config.BackwardCompletionArgs, budget);
+        var testModels = new RunModels(models.ForJob(run.ProjectId, delivery.Job.Id), "test", run.Config.Models["backward"], run.Config.BackwardCompletionArgs, budget, limits.Value);
         var best = await BestCheckpointAsync(run.Run.Id, ct);
         var last = best ?? await delivery.Db.RunCheckpoints.AsNoTracking().Where(c => c.RunId == run.Run.Id)
             .OrderByDescending(c => c.CreatedAt).ThenByDescending(c => c.Id).FirstOrDefaultAsync(ct);

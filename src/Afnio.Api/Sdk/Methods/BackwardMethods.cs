@@ -9,6 +9,7 @@ using Afnio.Domain.Autodiff;
 using Afnio.Domain.Common;
 using Hangfire;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
 
 namespace Afnio.Api.Sdk.Methods;
 
@@ -50,7 +51,8 @@ public static class BackwardMethods
             CreateGraph = call.OptionalBool("create_graph") ?? false,
             Inputs = inputs?.Select(Id).ToList(),
         };
-        var operations = OperationRegistry.Standard(call.Get<ModelGateway>().ForProject(call.Project.ProjectId));
+        var operations = OperationRegistry.Standard(call.Get<ModelGateway>().ForProject(call.Project.ProjectId),
+            limits: call.Get<IOptions<OperationLimits>>().Value);
         var started = (await BackwardApi.StartBackward(request, operations, call.Db, call.Project, call.Get<IBackgroundJobClient>(),
             call.Get<TimeProvider>(), call.Cancellation)).Value!;
         var job = await SdkJobs.WaitAsync(call, started.Id);

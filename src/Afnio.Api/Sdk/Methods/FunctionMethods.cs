@@ -8,6 +8,7 @@ using Afnio.Domain.Autodiff.Evaluation;
 using Afnio.Domain.Common;
 using Afnio.Domain.LanguageModels;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
 
 namespace Afnio.Api.Sdk.Methods;
 
@@ -92,7 +93,7 @@ public static class FunctionMethods
         }
 
         using var models = new UsageReportingModels(call.Get<ModelGateway>().ForProject(call.Project.ProjectId), call);
-        var operations = OperationRegistry.Standard(models, new SdkCallables(call));
+        var operations = OperationRegistry.Standard(models, new SdkCallables(call), call.Get<IOptions<OperationLimits>>().Value);
         var result = (await FunctionsApi.CallFunction(signature.Operation, JsonSerializer.SerializeToElement(body), operations,
             call.Db, call.Project, call.Get<TimeProvider>(), call.Cancellation)).Value!;
 

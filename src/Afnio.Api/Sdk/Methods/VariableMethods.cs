@@ -6,6 +6,7 @@ using Afnio.Data.Variables;
 using Afnio.Domain.Common;
 using Afnio.Domain.Variables;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
 
 namespace Afnio.Api.Sdk.Methods;
 
@@ -36,7 +37,7 @@ public static class VariableMethods
             RequiresGrad = call.OptionalBool("requires_grad") ?? false,
             IsParameter = isParameter,
         };
-        var created = (await VariablesApi.CreateVariable(request, call.Db, call.Project, call.Get<TimeProvider>(), call.Cancellation)).Value!;
+        var created = (await VariablesApi.CreateVariable(request, call.Db, call.Project, call.Get<IOptions<OperationLimits>>(), call.Get<TimeProvider>(), call.Cancellation)).Value!;
         call.Session.KnownVariables.Add(SdkRefs.GuidOf(PrefixedId.Variable, created.Id));
         return new JsonObject { ["variable_id"] = created.Id, ["message"] = Created };
     }
@@ -57,13 +58,13 @@ public static class VariableMethods
         {
             case "data":
                 await VariablesApi.UpdateVariable(variableId, new UpdateVariableRequest { Data = JsonSerializer.SerializeToElement(value) },
-                    call.Db, call.Project, call.Cancellation);
+                    call.Db, call.Project, call.Get<IOptions<OperationLimits>>(), call.Cancellation);
                 break;
             case "role":
-                await VariablesApi.UpdateVariable(variableId, new UpdateVariableRequest { Role = Text(value, "value") }, call.Db, call.Project, call.Cancellation);
+                await VariablesApi.UpdateVariable(variableId, new UpdateVariableRequest { Role = Text(value, "value") }, call.Db, call.Project, call.Get<IOptions<OperationLimits>>(), call.Cancellation);
                 break;
             case "requires_grad":
-                await VariablesApi.UpdateVariable(variableId, new UpdateVariableRequest { RequiresGrad = Bool(value) }, call.Db, call.Project, call.Cancellation);
+                await VariablesApi.UpdateVariable(variableId, new UpdateVariableRequest { RequiresGrad = Bool(value) }, call.Db, call.Project, call.Get<IOptions<OperationLimits>>(), call.Cancellation);
                 break;
             case "is_leaf":
                 var variable = await VariablesApi.FindAsync(call.Db, call.Project, variableId, "variable_id", call.Cancellation);

@@ -60,7 +60,7 @@ public sealed class RpcException(int code, string message, string? errorCode = n
         RpcException rpc => rpc,
         ApiException api => new RpcException(api.Status is >= 400 and < 409 or 413 or 422 ? RpcCodes.InvalidParams : RpcCodes.ServerError,
             api.Message, api.Code, api.Param),
-        AfnioException afnio => new RpcException(afnio.Kind is ErrorKind.InvalidArgument or ErrorKind.NotFound ? RpcCodes.InvalidParams : RpcCodes.ServerError,
+        AfnioException afnio => new RpcException(afnio.Kind is ErrorKind.InvalidArgument or ErrorKind.NotFound or ErrorKind.TooLarge ? RpcCodes.InvalidParams : RpcCodes.ServerError,
             afnio.Message, afnio.Code, afnio.Param),
         _ => null,
     };

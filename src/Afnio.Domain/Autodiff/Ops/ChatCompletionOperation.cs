@@ -15,7 +15,8 @@ namespace Afnio.Domain.Autodiff.Ops;
 /// gradient, covering the whole batch in that one call.
 /// </summary>
 /// <param name="models">The models the calls go to.</param>
-public sealed class ChatCompletionOperation(ILanguageModels models) : IOperation
+/// <param name="limits">The sizes a call may reach, checked before any model call.</param>
+public sealed class ChatCompletionOperation(ILanguageModels models, OperationLimits limits) : IOperation
 {
     /// <summary>The role of the output.</summary>
     public const string OutputRole = "response from the language model";
@@ -46,11 +47,10 @@ public sealed class ChatCompletionOperation(ILanguageModels models) : IOperation
     {
         var template = (ChatTemplate)bound.Arguments;
         var size = ChatTemplate.BatchSize(template.BatchLengths(variables));
-        var items = Enumerable.Range(0, size ?? 1)
-            .Select(i => template.Render(variables, size is null ? null : i, new Dictionary<string, string>()))
-            .ToList();
-        var replies = await Concurrent.AllAsync(items.Count, (i, ct) => models.ChatAsync(
-            new ChatRequest(template.ModelId, items[i], template.CompletionArgsCopy(), $"forward/{i}"), ct), cancellationToken);
+        var render = template.Prepare(variables, size, _ => ChatTemplate.NoExtraValues, limits);
+        var items = new IReadOnlyList<ChatMessage>[size ?? 1];
+        var replies = await Concurrent.AllAsync(items.Length, (i, ct) => models.ChatAsync(
+            new ChatRequest(template.ModelId, items[i] = render(i), template.CompletionArgsCopy(), $"forward/{i}"), ct), cancellationToken);
 
         var data = size is null
             ? VariableData.Of(replies[0].Content)
@@ -165,8 +165,61 @@ internal sealed record ChatTemplate(
             : list[0].Length;
     }
 
+    /// <summary>No values beyond <see cref="Inputs"/>.</summary>
+    public static IReadOnlyDictionary<string, string> NoExtraValues { get; } = new Dictionary<string, string>();
+
+    /// <summary>
+    /// Checks a call against <paramref name="limits"/> before anything is rendered or sent: the batch
+    /// size, the placeholders of every message, and the bytes every item's prompt would hold (counted,
+    /// not built), alone and all items together. Returns the renderer of item i: an item's messages
+    /// are made only when its call is made.
+    /// </summary>
+    public Func<int, IReadOnlyList<ChatMessage>> Prepare(
+        IReadOnlyDictionary<Guid, VariableSnapshot> variables, int? size,
+        Func<int?, IReadOnlyDictionary<string, string>> extraValues, OperationLimits limits)
+    {
+        var count = size ?? 1;
+        limits.CheckBatchSize(count, null);
+        var byteCounts = new Dictionary<string, long>(ReferenceEqualityComparer.Instance);
+        long ValueBytes(string value) => byteCounts.TryGetValue(value, out var known)
+            ? known
+            : byteCounts[value] = System.Text.Encoding.UTF8.GetByteCount(value);
+
+        long total = 0;
+        for (var i = 0; i < count; i++)
+        {
+            var item = size is null ? (int?)null : i;
+            var values = Values(variables, item, extraValues(item));
+            long bytes = 0;
+            foreach (var message in Messages)
+            {
+                var (messageBytes, placeholders) = PromptTemplate.Measure(ContentTemplate(message, variables, item), values, ValueBytes);
+                limits.CheckPlaceholders(placeholders, "messages");
+                bytes += messageBytes;
+            }
+
+            limits.CheckCallBytes(bytes, "messages");
+            total += bytes;
+            limits.CheckRequestBytes(total, "messages");
+        }
+
+        return i => Render(variables, size is null ? null : i, extraValues(size is null ? null : i));
+    }
+
     /// <summary>The messages of one call: content texts joined with a newline, placeholders filled.</summary>
     public IReadOnlyList<ChatMessage> Render(
+        IReadOnlyDictionary<Guid, VariableSnapshot> variables, int? item, IReadOnlyDictionary<string, string> extraValues)
+    {
+        var values = Values(variables, item, extraValues);
+        return [.. Messages.Select(m => new ChatMessage(m.Role, PromptTemplate.Fill(ContentTemplate(m, variables, item), values)))];
+    }
+
+    /// <summary>A message's content variables joined with a newline: the text whose placeholders are filled.</summary>
+    private static string ContentTemplate(MessageTemplate message, IReadOnlyDictionary<Guid, VariableSnapshot> variables, int? item) =>
+        string.Join("\n", message.Content.Select(id => TextAt(variables[id].Data, item)));
+
+    /// <summary>The placeholder values of one item: the extra values, then <see cref="Inputs"/>.</summary>
+    private Dictionary<string, string> Values(
         IReadOnlyDictionary<Guid, VariableSnapshot> variables, int? item, IReadOnlyDictionary<string, string> extraValues)
     {
         var values = new Dictionary<string, string>(extraValues, StringComparer.Ordinal);
@@ -182,8 +235,7 @@ internal sealed record ChatTemplate(
             };
         }
 
-        return [.. Messages.Select(m => new ChatMessage(m.Role,
-            PromptTemplate.Fill(string.Join("\n", m.Content.Select(id => TextAt(variables[id].Data, item))), values)))];
+        return values;
     }
 
     /// <summary>The text of a value, or of item <paramref name="item"/> of a list; non-strings as Python prints them.</summary>

@@ -26,7 +26,8 @@ public sealed record JudgeVerdict(Scalar Score, string Explanation);
 /// </summary>
 /// <param name="models">The models the calls go to.</param>
 /// <param name="callables">Runs the client's reduction and success functions; null where there is no client (REST).</param>
-public sealed class LmJudgeEvaluatorOperation(ILanguageModels models, IClientCallables? callables = null) : IOperation
+/// <param name="limits">The sizes a call may reach, checked before any model call.</param>
+public sealed class LmJudgeEvaluatorOperation(ILanguageModels models, IClientCallables? callables, OperationLimits limits) : IOperation
 {
     private const string DefaultPurpose = "summation";
     private const int QuotedReplyLength = 300;
@@ -112,20 +113,19 @@ public sealed class LmJudgeEvaluatorOperation(ILanguageModels models, IClientCal
             throw AfnioException.Invalid("empty_batch", "The batch is empty: there is nothing for the judge to evaluate.", "prediction");
         }
 
-        var items = Enumerable.Range(0, size ?? 1).Select(i =>
+        var render = args.Template.Prepare(variables, size, item =>
         {
-            var item = size is null ? (int?)null : i;
             var values = new Dictionary<string, string>(StringComparer.Ordinal) { ["prediction"] = ChatTemplate.TextAt(prediction.Data, item) };
             if (target is not null)
             {
                 values["target"] = ChatTemplate.TextAt(target, item);
             }
 
-            return args.Template.Render(variables, item, values);
-        }).ToList();
-
-        var replies = await Concurrent.AllAsync(items.Count, (i, ct) => models.ChatAsync(
-            new ChatRequest(args.Template.ModelId, items[i], args.Template.CompletionArgsCopy(), $"forward/{i}"), ct), cancellationToken);
+            return values;
+        }, limits);
+        var items = new IReadOnlyList<ChatMessage>[size ?? 1];
+        var replies = await Concurrent.AllAsync(items.Length, (i, ct) => models.ChatAsync(
+            new ChatRequest(args.Template.ModelId, items[i] = render(i), args.Template.CompletionArgsCopy(), $"forward/{i}"), ct), cancellationToken);
         var verdicts = replies.Select(r => ParseReply(r.Content)).ToList();
 
         var scores = verdicts.Select(v => v.Score).ToList();

@@ -10,7 +10,8 @@ namespace Afnio.Domain.Autodiff.Ops;
 /// wraps every output's gradient in <c>&lt;ITEM&gt;</c> tags, in output order, and gives x the combined
 /// feedback; <c>sep</c> and <c>maxsplit</c> variables take no gradient.
 /// </summary>
-public sealed class SplitOperation : IOperation
+/// <param name="limits">Bounds the number of parts.</param>
+public sealed class SplitOperation(OperationLimits limits) : IOperation
 {
     private sealed record Args(Guid X, Argument? Sep, Argument? MaxSplit);
 
@@ -38,6 +39,7 @@ public sealed class SplitOperation : IOperation
         var args = (Args)bound.Arguments;
         var x = variables[args.X];
         var parts = DataOps.Split(x.Data, Separator(args.Sep, variables), MaxSplit(args.MaxSplit, variables));
+        limits.CheckOutputCount(parts.Count, "x");
         return ValueTask.FromResult(new ForwardResult(
             [.. parts.Select((data, i) => new OutputValue(data, $"split part {i} of {x.Role}"))],
             new JsonObject { ["x_role"] = x.Role }));
