@@ -117,7 +117,7 @@ public static class ArchivesApi
         if (manifest.Kind == OptimizerKind)
         {
             var archived = data.Optimizer ?? throw Invalid("An optimizer archive must hold an optimizer.");
-            await using var otx = await db.Database.BeginTransactionAsync(ct);
+            await using var otx = await db.BeginOrJoinTransactionAsync(ct);
             var optimizerId = await OptimizerArchives.ImportAsync(db, project, archived, modelId, clock.GetUtcNow(), ct);
             await otx.CommitAsync(ct);
             var imported = new ImportResponse(OptimizerKind, null, null, null, PrefixedId.Format(PrefixedId.Optimizer, optimizerId));
@@ -172,7 +172,7 @@ public static class ArchivesApi
         }
 
         var now = clock.GetUtcNow();
-        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        await using var tx = await db.BeginOrJoinTransactionAsync(ct);
         var program = await ProgramsApi.CreateAsync(db, project.ProjectId, name, description, definition, ProgramVersion.Imported, now, ct, values);
         RunCheckpoint? row = null;
         if (state is not null)

@@ -39,7 +39,7 @@ public static class FunctionsApi
             operation, bound, variables, gradEnabled, leaf => accumulate.TryGetValue(leaf, out var node) ? node : null, ct);
 
         var now = clock.GetUtcNow();
-        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        await using var tx = await db.BeginOrJoinTransactionAsync(ct);
         var node = applied.Node;
         if (node is not null && applied.NewAccumulateNodes.Count > 0)
         {

@@ -135,7 +135,7 @@ public static class DatasetsApi
             CreatedAt = now,
             UpdatedAt = now,
         };
-        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        await using var tx = await db.BeginOrJoinTransactionAsync(ct);
         db.Datasets.Add(dataset);
         db.DatasetVersions.Add(new DatasetVersion { DatasetId = dataset.Id, Version = 1, ItemCount = dataset.ItemCount, CreatedAt = now });
         await db.SaveChangesAsync(ct);
@@ -174,7 +174,7 @@ public static class DatasetsApi
         }
 
         var now = clock.GetUtcNow();
-        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        await using var tx = await db.BeginOrJoinTransactionAsync(ct);
         // Appends to one dataset take turns: positions and version numbers follow one another.
         var dataset = (await db.Datasets.FromSql($"SELECT * FROM datasets WHERE id = {found.Id} FOR UPDATE").ToListAsync(ct)).Single();
         var start = dataset.ItemCount;

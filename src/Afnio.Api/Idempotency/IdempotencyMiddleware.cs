@@ -15,7 +15,9 @@ namespace Afnio.Api.Idempotency;
 /// same request replays it (header <c>Idempotent-Replayed: true</c>); the same key with another
 /// request answers 422; a retry while the first is still running answers 409. Keys are scoped to
 /// the caller's API key. Responses that failed on our side (5xx) or were refused before running
-/// (401, 429, and errors raised as exceptions, such as validation) are not stored, so a retry runs again.
+/// (401, 429, and errors raised as exceptions, such as validation) are not stored, and their writes
+/// are rolled back, so a retry runs again. The endpoint's writes and the stored response commit in one
+/// transaction (decision 005).
 /// </summary>
 public sealed class IdempotencyMiddleware(RequestDelegate next)
 {
@@ -101,6 +103,11 @@ public sealed class IdempotencyMiddleware(RequestDelegate next)
         await RunAndStoreAsync(http, db, scope, key);
     }
 
+    /// <summary>
+    /// Runs the endpoint inside one request transaction and stores its response in that same
+    /// transaction: the work and the answer commit together or not at all, so a retry after any
+    /// crash either replays the answer or runs a request that left nothing behind.
+    /// </summary>
     private async Task RunAndStoreAsync(HttpContext http, AfnioDbContext db, string scope, string key)
     {
         var original = http.Response.Body;
@@ -109,6 +116,7 @@ public sealed class IdempotencyMiddleware(RequestDelegate next)
         var stored = false;
         try
         {
+            await using var transaction = await db.BeginRequestTransactionAsync(http.RequestAborted);
             await next(http);
             var status = http.Response.StatusCode;
             if (status < 500 && status is not (StatusCodes.Status401Unauthorized or StatusCodes.Status429TooManyRequests))
@@ -116,21 +124,23 @@ public sealed class IdempotencyMiddleware(RequestDelegate next)
                 var body = buffer.ToArray();
                 var contentType = http.Response.ContentType;
                 var location = http.Response.Headers.Location.ToString();
+                // The work is done: finishing it does not depend on the client still being there.
                 await db.IdempotencyRecords.Where(r => r.Scope == scope && r.Key == key).ExecuteUpdateAsync(s => s
                     .SetProperty(r => r.ResponseStatus, status)
                     .SetProperty(r => r.ResponseContentType, contentType)
                     .SetProperty(r => r.ResponseBody, body)
                     .SetProperty(r => r.ResponseLocation, location.Length > 0 ? location : null), CancellationToken.None);
+                await transaction.CommitAsync(CancellationToken.None);
                 stored = true;
             }
         }
         finally
         {
             http.Response.Body = original;
-            // A client that went away may have left committed work behind: keep the key locked until
-            // it lapses rather than let an immediate retry run the request a second time.
-            if (!stored && !http.RequestAborted.IsCancellationRequested)
+            // Not stored means rolled back: nothing of the request is left, so a retry may run at once.
+            if (!stored)
             {
+                db.ChangeTracker.Clear();
                 await db.IdempotencyRecords.Where(r => r.Scope == scope && r.Key == key && r.ResponseStatus == null)
                     .ExecuteDeleteAsync(CancellationToken.None);
             }

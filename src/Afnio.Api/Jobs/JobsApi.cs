@@ -148,7 +148,7 @@ public static class JobsApi
         var (from, to, eventType) = job.Status == JobStatus.Queued
             ? (JobStatus.Queued, JobStatus.Cancelled, JobEventTypes.Cancelled)
             : (JobStatus.Running, JobStatus.Cancelling, JobEventTypes.Cancelling);
-        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        await using var tx = await db.BeginOrJoinTransactionAsync(ct);
         var changed = await db.Jobs.Where(j => j.Id == job.Id && j.Status == from)
             .ExecuteUpdateAsync(s => s
                 .SetProperty(j => j.Status, to)

@@ -121,7 +121,7 @@ public static class OptimizersApi
 
     public static async Task<NoContent> DeleteOptimizer(string id, AfnioDbContext db, ProjectContext project, CancellationToken ct)
     {
-        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        await using var tx = await db.BeginOrJoinTransactionAsync(ct);
         var optimizer = await LockAsync(db, project, id, ct);
         await EnsureIdleAsync(db, optimizer.Id, ct);
         // Parameters, their snapshots and gradients stay: they are variables of the project.
@@ -133,7 +133,7 @@ public static class OptimizersApi
     public static async Task<Ok<ParamGroupResponse>> AddParamGroup(
         string id, ParamGroupRequest request, AfnioDbContext db, ProjectContext project, CancellationToken ct)
     {
-        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        await using var tx = await db.BeginOrJoinTransactionAsync(ct);
         var optimizer = await LockAsync(db, project, id, ct);
         await EnsureIdleAsync(db, optimizer.Id, ct);
         var reader = new OptimizerSettingsReader(db, project);
@@ -187,7 +187,7 @@ public static class OptimizersApi
     public static async Task<Ok<OptimizerResponse>> LoadStateDict(
         string id, StateDictRequest request, AfnioDbContext db, ProjectContext project, CancellationToken ct)
     {
-        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        await using var tx = await db.BeginOrJoinTransactionAsync(ct);
         var optimizer = await LockAsync(db, project, id, ct);
         await EnsureIdleAsync(db, optimizer.Id, ct);
         var current = TgdGroupSettings.ListFromJson(optimizer.ParamGroups);
@@ -255,7 +255,7 @@ public static class OptimizersApi
     {
         // The row lock orders this step with loads, new groups and deletes of the same optimizer: the
         // Worker reads settings and state that were committed before the step was.
-        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        await using var tx = await db.BeginOrJoinTransactionAsync(ct);
         var optimizer = await LockAsync(db, project, id, ct);
         var parameters = await ParamsAsync(db, optimizer.Id, ct);
         var ids = parameters.Select(p => p.VariableId).ToList();

@@ -140,7 +140,7 @@ public static class RunsApi
             {
                 try
                 {
-                    await using var tx = await db.Database.BeginTransactionAsync(ct);
+                    await using var tx = await db.BeginOrJoinTransactionAsync(ct);
                     var (started, job) = await AddServerRunAsync(request, db, project, clock.GetUtcNow(), ct);
                     await tx.CommitAsync(ct);
                     await JobScheduling.EnqueueAsync(db, hangfire, job, ct);
@@ -246,7 +246,7 @@ public static class RunsApi
             throw ApiException.BadRequest("invalid_step", "'step' must be 0 or more.", "step");
         }
 
-        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        await using var tx = await db.BeginOrJoinTransactionAsync(ct);
         // Metrics of one run are logged one at a time, so a default step is never taken twice.
         var run = (await db.Runs.FromSql($"SELECT * FROM runs WHERE id = {ParseId(id)} AND project_id = {project.ProjectId} FOR UPDATE")
             .AsNoTracking().ToListAsync(ct)).SingleOrDefault() ?? throw ApiException.NotFound("run", "id");

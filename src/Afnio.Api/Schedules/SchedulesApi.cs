@@ -92,7 +92,7 @@ public static class SchedulesApi
         IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json, TimeProvider clock, CancellationToken ct)
     {
         var now = clock.GetUtcNow();
-        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        await using var tx = await db.BeginOrJoinTransactionAsync(ct);
         // Under the row's lock: a firing or another PATCH in between must not be overwritten from a stale read.
         var schedule = await FindAsync(db, project, id, ct, forUpdate: true);
         var name = request.Name is null ? schedule.Name : RunsApi.Text(request.Name, 180, "name");
@@ -223,7 +223,7 @@ public static class SchedulesApi
 
         // Inside the caller's transaction (PATCH) a savepoint is rolled back; otherwise a transaction of its own.
         var outer = db.Database.CurrentTransaction;
-        var own = outer is null ? await db.Database.BeginTransactionAsync(ct) : null;
+        var own = outer is null ? await db.BeginOrJoinTransactionAsync(ct) : null;
         await using (own)
         {
             if (outer is not null)

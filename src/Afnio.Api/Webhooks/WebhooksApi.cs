@@ -184,7 +184,7 @@ public static class WebhooksApi
         }
 
         var now = clock.GetUtcNow();
-        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        await using var tx = await db.BeginOrJoinTransactionAsync(ct);
         var changed = await db.WebhookDeliveries
             .Where(d => d.Id == delivery.Id && (d.LeaseExpiresAt == null || d.LeaseExpiresAt < now))
             .ExecuteUpdateAsync(s => s

@@ -26,7 +26,7 @@ public static class GraphStore
     public static async Task<bool> TryClaimForPassAsync(this AfnioDbContext db, IReadOnlyCollection<Guid> nodes, Guid jobId, CancellationToken ct)
     {
         var ids = nodes.ToArray();
-        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        await using var tx = await db.BeginOrJoinTransactionAsync(ct);
         var claimed = await db.Nodes.Where(n => ids.Contains(n.Id) && (!n.Released || n.ReleasedByJobId == jobId))
             .ExecuteUpdateAsync(s => s.SetProperty(n => n.Released, true).SetProperty(n => n.ReleasedByJobId, jobId), ct);
         if (claimed != ids.Length)

@@ -57,8 +57,14 @@ public static class JobScheduling
         return job;
     }
 
-    /// <summary>Hands <paramref name="job"/> to Hangfire (again) and records the Hangfire id.</summary>
-    public static async Task EnqueueAsync(AfnioDbContext db, IBackgroundJobClient hangfire, Job job, CancellationToken ct)
+    /// <summary>
+    /// Hands <paramref name="job"/> to Hangfire (again) and records the Hangfire id; inside a request
+    /// transaction, once it has committed (a worker must never be handed a job it cannot see yet).
+    /// </summary>
+    public static Task EnqueueAsync(AfnioDbContext db, IBackgroundJobClient hangfire, Job job, CancellationToken ct) =>
+        db.AfterCommitAsync(token => EnqueueNowAsync(db, hangfire, job, token), ct);
+
+    private static async Task EnqueueNowAsync(AfnioDbContext db, IBackgroundJobClient hangfire, Job job, CancellationToken ct)
     {
         var hangfireId = Enqueue(hangfire, job.Type, job.Id);
         // The one commit on this path that waits for the disk: it makes the job row and the

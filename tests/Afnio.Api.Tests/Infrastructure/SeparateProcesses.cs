@@ -9,14 +9,19 @@ public sealed class SeparateProcesses : IAsyncDisposable
     public const string AdminKeyForTests = "separate-processes-admin-key-abcdef";
     private const string AdminKey = AdminKeyForTests;
     private readonly Dictionary<string, string> _environment;
-    private readonly ProcessHost _api;
+    private readonly Dictionary<string, string> _apiEnvironment;
+    private readonly int _port;
     private readonly List<ProcessHost> _workers = [];
+    private ProcessHost _api;
 
-    private SeparateProcesses(string connectionString, Dictionary<string, string> environment, ProcessHost api, HttpClient admin)
+    private SeparateProcesses(
+        string connectionString, Dictionary<string, string> environment, Dictionary<string, string> apiEnvironment, int port, HttpClient admin)
     {
         ConnectionString = connectionString;
         _environment = environment;
-        _api = api;
+        _apiEnvironment = apiEnvironment;
+        _port = port;
+        _api = StartApi(apiEnvironment, port);
         Admin = admin;
     }
 
@@ -42,19 +47,34 @@ public sealed class SeparateProcesses : IAsyncDisposable
             ["Afnio__Webhooks__WorkerCount"] = "2",
         };
         var port = ProcessHost.FreePort();
-        var api = ProcessHost.Start("src/Afnio.Api", new Dictionary<string, string>(environment)
+        var apiEnvironment = new Dictionary<string, string>(environment)
         {
             ["Afnio__AdminKey"] = AdminKey,
             ["Afnio__Worker__InProcess"] = "false",
             ["Afnio__RateLimit__TokenLimit"] = "100000",
             ["Afnio__RateLimit__TokensPerSecond"] = "100000",
-        }, "--urls", $"http://127.0.0.1:{port}");
+        };
         var admin = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(60) };
-        var processes = new SeparateProcesses(connectionString, environment, api, admin);
+        var processes = new SeparateProcesses(connectionString, environment, apiEnvironment, port, admin);
         processes.StartWorker();
-        await api.WaitUntilReadyAsync(admin);
+        await processes._api.WaitUntilReadyAsync(admin);
         return processes;
     }
+
+    /// <summary>The API process running now.</summary>
+    public ProcessHost Api => _api;
+
+    /// <summary>Kills the API process at once, as a crash would, and starts a new one on the same port.</summary>
+    public async Task RestartApiAfterKillAsync()
+    {
+        _api.Kill();
+        await _api.DisposeAsync();
+        _api = StartApi(_apiEnvironment, _port);
+        await _api.WaitUntilReadyAsync(Admin);
+    }
+
+    private static ProcessHost StartApi(Dictionary<string, string> environment, int port) =>
+        ProcessHost.Start("src/Afnio.Api", environment, "--urls", $"http://127.0.0.1:{port}");
 
     /// <summary>Creates a project and a key, and returns a client that uses it.</summary>
     public Task<TestProject> CreateProjectAsync(string name) => ProcessHost.CreateProjectAsync(Admin, AdminKey, name);
