@@ -118,9 +118,8 @@ public static class AfnioDataSetup
     /// </summary>
     public static JobStorage CreateStorage(string connectionString, bool prepareSchema, int? maxPoolSize = null, int acquireTimeoutSeconds = 15)
     {
-        var builder = new NpgsqlConnectionStringBuilder(maxPoolSize is { } size
-            ? ConnectionBudget.Sized(connectionString, size, acquireTimeoutSeconds)
-            : connectionString) { ApplicationName = "afnio-hangfire" };
+        var sized = maxPoolSize is { } size ? ConnectionBudget.Sized(connectionString, size, acquireTimeoutSeconds) : connectionString;
+        var builder = new NpgsqlConnectionStringBuilder(sized) { ApplicationName = "afnio-hangfire" };
         builder.Options = $"{builder.Options} -c synchronous_commit=off".Trim();
         var hangfireConnection = builder.ConnectionString;
         var options = StorageOptions(prepareSchema);

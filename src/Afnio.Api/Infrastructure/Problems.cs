@@ -150,6 +150,11 @@ internal sealed class AfnioExceptionHandler : IExceptionHandler
             return false;
         }
 
+        if (exception is ApiException { RetryAfterSeconds: { } retryAfter })
+        {
+            http.Response.Headers.RetryAfter = retryAfter.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
         await Problems.WriteAsync(http, p.Status, p.Code, p.Detail, p.Param);
         return true;
     }
