@@ -18,6 +18,9 @@ public sealed class JobSignals
     private readonly Dictionary<Guid, HashSet<JobWaiter>> _byJob = [];
     private readonly Dictionary<Guid, HashSet<JobWaiter>> _byKey = [];
 
+    /// <summary>True while this process's listener is connected and listening.</summary>
+    public bool Listening { get; internal set; }
+
     /// <summary>Starts watching a job (and the key of the caller, when given). Watch before reading, so no change is missed.</summary>
     public JobWaiter Watch(Guid jobId, Guid? keyId)
     {
@@ -112,6 +115,7 @@ public sealed class JobWaiter : IDisposable
     private readonly JobSignals _owner;
     private TaskCompletionSource _wake = NewWake();
     private volatile bool _revoked;
+    private DateTimeOffset _keyCheckedAt;
 
     internal JobWaiter(JobSignals owner, Guid jobId, Guid? keyId) => (_owner, JobId, KeyId) = (owner, jobId, keyId);
 
@@ -143,6 +147,23 @@ public sealed class JobWaiter : IDisposable
         // Re-armed before the caller reads, so a change committed after this point wakes the next wait.
         Interlocked.CompareExchange(ref _wake, NewWake(), current);
         return woken;
+    }
+
+    /// <summary>True at most once per <paramref name="interval"/>: time to confirm in the database that the key is still active.</summary>
+    public bool KeyCheckDue(DateTimeOffset now, TimeSpan interval)
+    {
+        if (_keyCheckedAt == default)
+        {
+            _keyCheckedAt = now;
+        }
+
+        if (now - _keyCheckedAt < interval)
+        {
+            return false;
+        }
+
+        _keyCheckedAt = now;
+        return true;
     }
 
     public void Dispose() => _owner.Release(this);
@@ -184,6 +205,7 @@ internal sealed partial class JobSignalListener(
                     await listen.ExecuteNonQueryAsync(stoppingToken);
                 }
 
+                signals.Listening = true;
                 signals.WakeAll();
                 while (!stoppingToken.IsCancellationRequested)
                 {
@@ -192,6 +214,7 @@ internal sealed partial class JobSignalListener(
             }
             catch (Exception e) when (!stoppingToken.IsCancellationRequested)
             {
+                signals.Listening = false;
                 LogLost(log, e);
                 await Task.Delay(TimeSpan.FromSeconds(1), clock, stoppingToken);
             }

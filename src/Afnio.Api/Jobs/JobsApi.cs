@@ -155,8 +155,8 @@ public static class JobsApi
                 return JobResponse.From(job, (await Models.UsageApi.ByJobAsync(db, [job.Id], ct)).GetValueOrDefault(job.Id));
             }
 
-            var woken = await waiter.WaitAsync(left < fallback ? left : fallback, clock, ct);
-            if (waiter.KeyRevoked || (!woken && waiter.KeyId is { } key && !await KeyActiveAsync(db, key, ct)))
+            await waiter.WaitAsync(left < fallback ? left : fallback, clock, ct);
+            if (waiter.KeyRevoked || !await KeyStillActiveAsync(db, waiter, fallback, clock, ct))
             {
                 throw new ApiException(StatusCodes.Status401Unauthorized, "invalid_api_key", "The API key of this request was revoked while it waited.");
             }
@@ -166,9 +166,12 @@ public static class JobsApi
     public static TimeSpan Fallback(IOptions<AfnioOptions> options) =>
         TimeSpan.FromSeconds(Math.Max(0.05, options.Value.Streams.FallbackIntervalSeconds));
 
-    // A project key or a user key (the afnio protocol's calls run with the user's key).
-    private static async Task<bool> KeyActiveAsync(AfnioDbContext db, Guid keyId, CancellationToken ct) =>
-        await db.ApiKeys.AnyAsync(k => k.Id == keyId && k.RevokedAt == null, ct)
+    // Once per fallback interval the key is looked at in the database too, in case its revocation
+    // notice was lost. A project key or a user key (the afnio protocol's calls run with the user's key).
+    private static async Task<bool> KeyStillActiveAsync(
+        AfnioDbContext db, JobWaiter waiter, TimeSpan interval, TimeProvider clock, CancellationToken ct) =>
+        waiter.KeyId is not { } keyId || !waiter.KeyCheckDue(clock.GetUtcNow(), interval)
+        || await db.ApiKeys.AnyAsync(k => k.Id == keyId && k.RevokedAt == null, ct)
         || await db.UserApiKeys.AnyAsync(k => k.Id == keyId && k.RevokedAt == null, ct);
 
     public static Guid ParseId(string id) =>
@@ -261,8 +264,8 @@ public static class JobsApi
                 yield break;
             }
 
-            var woken = await waiter.WaitAsync(left < fallback ? left : fallback, clock, ct);
-            if (waiter.KeyRevoked || (!woken && waiter.KeyId is { } key && !await KeyActiveAsync(db, key, ct)))
+            await waiter.WaitAsync(left < fallback ? left : fallback, clock, ct);
+            if (waiter.KeyRevoked || !await KeyStillActiveAsync(db, waiter, fallback, clock, ct))
             {
                 yield break;
             }
