@@ -9,6 +9,8 @@
 #   Afnio__Worker__InProcess     true: the API runs the jobs itself, no separate Worker process
 #   AFNIO_PORT                   API port (default 8080)
 #   AFNIO_PG_PORT                port of the local PostgreSQL (default 55433)
+#   AFNIO_PG_MAX_CONNECTIONS     max_connections of the local PostgreSQL (default 200: one API and
+#                                one Worker with the default pools; docs/decisions/016-connection-budget.md)
 #   AFNIO_HOME                   state folder (default ./.afnio)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,7 +46,7 @@ if [ -z "${ConnectionStrings__Postgres:-}" ]; then
     echo "==> PostgreSQL already running on $pg_dir/data"
   else
     echo "==> starting PostgreSQL on 127.0.0.1:$pg_port (data in $pg_dir/data)"
-    pg_start "$pg_dir/data" "$pg_port" || { echo "error: PostgreSQL did not start; see $pg_dir/postgres.log" >&2; exit 1; }
+    pg_start "$pg_dir/data" "$pg_port" "-c max_connections=${AFNIO_PG_MAX_CONNECTIONS:-200}" || { echo "error: PostgreSQL did not start; see $pg_dir/postgres.log" >&2; exit 1; }
     started_pg=1
   fi
   pg_create_db "$pg_port" "$pg_dir" afnio

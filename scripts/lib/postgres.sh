@@ -32,7 +32,9 @@ free_port() {
 }
 
 # pg_start DATA_DIR PORT [extra postgres options]: initializes the cluster on first use
-# (role 'afnio', password 'afnio'), then starts it on 127.0.0.1:PORT.
+# (role 'afnio', password 'afnio'), then starts it on 127.0.0.1:PORT. Pass max_connections in the
+# options: run.sh sizes it for the service's pools (docs/decisions/016-connection-budget.md), test.sh
+# for the many hosts one test run starts.
 pg_start() {
   local data_dir=$1 port=$2 extra=${3:-}
   local bin; bin=$(pg_bin_dir) || return 1

@@ -31,6 +31,7 @@ builder.Services.AddScoped(sp => Afnio.Domain.Autodiff.OperationRegistry.Standar
 builder.Services.AddAfnioProblems();
 builder.Services.AddAfnioAuth();
 builder.Services.AddAfnioRateLimits(options.RateLimit);
+builder.Services.AddAfnioJobStreams();
 builder.Services.AddAfnioOpenApi();
 builder.Services.AddHealthChecks().AddDbContextCheck<AfnioDbContext>(tags: ["ready"]);
 builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);

@@ -32,12 +32,16 @@ public static class AfnioDataSetup
     public static IServiceCollection AddAfnioData(this IServiceCollection services, IConfiguration configuration)
     {
         var connectionString = configuration.GetPostgresConnectionString();
+        var budget = ConnectionBudget.Options(configuration);
         // The factory also registers the context itself as a scoped service; jobs that commit steps
         // concurrently take one context per step from the factory.
-        services.AddDbContextFactory<AfnioDbContext>(o => ConfigureDbContext(o, connectionString));
+        var dataConnectionString = ConnectionBudget.DataConnectionString(configuration);
+        services.AddDbContextFactory<AfnioDbContext>(o => ConfigureDbContext(o, dataConnectionString));
         // Each host gets its own storage instance from DI. Hangfire's default registration hands out the
         // process-wide JobStorage.Current, which two hosts in one process (tests) would overwrite.
-        services.AddSingleton<JobStorage>(_ => CreateStorage(connectionString, prepareSchema: false));
+        // Its pool is sized for the Hangfire servers this process registered (AddAfnioHangfireServer).
+        services.AddSingleton<JobStorage>(provider => CreateStorage(connectionString, prepareSchema: false,
+            ConnectionBudget.HangfirePoolSize(budget, provider.GetServices<HangfireServerDemand>()), budget.AcquireTimeoutSeconds));
         services.AddHangfire((provider, cfg) => ConfigureHangfire(cfg, provider.GetRequiredService<JobStorage>()));
         services.AddLanguageModels(configuration);
         return services;
@@ -73,6 +77,22 @@ public static class AfnioDataSetup
         services.AddSingleton<LanguageModels.ModelGateway>();
     }
 
+    /// <summary>
+    /// Adds a Hangfire server and records its workers, so this process's Hangfire pool is sized for it
+    /// (docs/decisions/016-connection-budget.md).
+    /// </summary>
+    public static IServiceCollection AddAfnioHangfireServer(
+        this IServiceCollection services, string name, int workers, Action<BackgroundJobServerOptions> configure)
+    {
+        services.AddSingleton(new HangfireServerDemand(name, workers));
+        services.AddHangfireServer(o =>
+        {
+            configure(o);
+            o.WorkerCount = workers;
+        });
+        return services;
+    }
+
     public static void ConfigureDbContext(DbContextOptionsBuilder options, string connectionString) =>
         options.UseNpgsql(connectionString, o => o.MigrationsAssembly("Afnio.Migrations"))
                .UseSnakeCaseNamingConvention();
@@ -97,9 +117,10 @@ public static class AfnioDataSetup
     /// before anyone is told the job exists, and anything else Hangfire loses in a database crash
     /// (a fetch, a state change, a retry) is redone by a new fetch or by job recovery.
     /// </summary>
-    public static JobStorage CreateStorage(string connectionString, bool prepareSchema)
+    public static JobStorage CreateStorage(string connectionString, bool prepareSchema, int? maxPoolSize = null, int acquireTimeoutSeconds = 15)
     {
-        var builder = new NpgsqlConnectionStringBuilder(connectionString) { ApplicationName = "afnio-hangfire" };
+        var sized = maxPoolSize is { } size ? ConnectionBudget.Sized(connectionString, size, acquireTimeoutSeconds) : connectionString;
+        var builder = new NpgsqlConnectionStringBuilder(sized) { ApplicationName = "afnio-hangfire" };
         builder.Options = $"{builder.Options} -c synchronous_commit=off".Trim();
         var hangfireConnection = builder.ConnectionString;
         var options = StorageOptions(prepareSchema);

@@ -32,13 +32,13 @@ public static class WorkerSetup
         services.AddScoped<ITrainingJobs, TrainingJobs>();
         services.AddHostedService<JobRecovery>();
         services.AddHostedService<FetchWatchdog>();
-        services.AddHangfireServer(o =>
+        // Jobs await I/O, so a few threads per core are enough; more only race each other for every
+        // newly queued job and slow its pickup.
+        var jobWorkers = configuration.GetValue<int?>($"{JobOptions.Section}:WorkerCount") ?? Math.Clamp(Environment.ProcessorCount * 2, 4, 20);
+        services.AddAfnioHangfireServer("jobs", jobWorkers, o =>
         {
             o.ServerName = $"afnio-{JobRecorder.ProcessName}";
             o.Queues = AfnioDataSetup.Queues;
-            // Jobs await I/O, so a few threads per core are enough; more only race each other for every
-            // newly queued job and slow its pickup.
-            o.WorkerCount = configuration.GetValue<int?>($"{JobOptions.Section}:WorkerCount") ?? Math.Clamp(Environment.ProcessorCount * 2, 4, 20);
             // Give an in-flight step time to finish on shutdown; an interrupted one is requeued.
             o.StopTimeout = TimeSpan.FromSeconds(5);
             o.ShutdownTimeout = TimeSpan.FromSeconds(15);
@@ -47,11 +47,10 @@ public static class WorkerSetup
         services.AddScoped<IWebhookJobs, WebhookJobs>();
         services.AddHostedService<WebhookDispatcher>();
         // Webhooks have their own server and queue: slow receivers never hold up model work.
-        services.AddHangfireServer(o =>
+        services.AddAfnioHangfireServer("webhooks", Math.Max(1, configuration.GetValue<int?>($"{WebhookOptions.Section}:WorkerCount") ?? 8), o =>
         {
             o.ServerName = $"afnio-webhooks-{JobRecorder.ProcessName}";
             o.Queues = [IWebhookJobs.Queue];
-            o.WorkerCount = Math.Max(1, configuration.GetValue<int?>($"{WebhookOptions.Section}:WorkerCount") ?? 8);
             o.StopTimeout = TimeSpan.FromSeconds(2);
             o.ShutdownTimeout = TimeSpan.FromSeconds(15);
         });

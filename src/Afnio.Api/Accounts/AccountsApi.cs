@@ -3,6 +3,7 @@ using Afnio.Api.Infrastructure;
 using Afnio.Api.Variables;
 using Afnio.Data;
 using Afnio.Data.Accounts;
+using Afnio.Data.Jobs;
 using Afnio.Domain.Common;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
@@ -90,15 +91,19 @@ public static class AccountsApi
     public static async Task<Ok<DeletedResponse>> DeleteUser(string id, AfnioDbContext db, ApiKeyCache keys, CancellationToken ct)
     {
         var user = await FindUserAsync(db, id, "id", ct);
-        var hashes = await db.UserApiKeys.Where(k => k.UserId == user.Id).Select(k => k.SecretHash).ToListAsync(ct);
+        var userKeys = await db.UserApiKeys.Where(k => k.UserId == user.Id).Select(k => new { k.Id, k.SecretHash }).ToListAsync(ct);
         // The namespace row owns the user row: deleting it deletes the user, its keys and memberships.
         await db.Namespaces.Where(n => n.Id == user.Id).ExecuteDeleteAsync(ct);
-        hashes.ForEach(keys.Evict);
+        foreach (var key in userKeys)
+        {
+            keys.Evict(key.SecretHash);
+            await JobNotifications.KeyRevokedAsync(db, key.Id, key.SecretHash, ct);
+        }
         return TypedResults.Ok(new DeletedResponse(id, "user.deleted", true));
     }
 
     public static async Task<Created<UserApiKeyCreatedResponse>> CreateUserApiKey(
-        string id, CreateUserApiKeyRequest request, AfnioDbContext db, TimeProvider clock, CancellationToken ct)
+        string id, CreateUserApiKeyRequest request, AfnioDbContext db, ApiKeyCache keys, TimeProvider clock, CancellationToken ct)
     {
         var user = await FindUserAsync(db, id, "id", ct);
         var name = request.Name?.Trim() is { Length: > 0 } n ? StorableText.Check(n, "invalid_name", "name") : "default";
@@ -119,6 +124,7 @@ public static class AccountsApi
         };
         db.UserApiKeys.Add(key);
         await db.SaveChangesAsync(ct);
+        keys.Created(key.SecretHash);
         var keyId = PrefixedId.Format(PrefixedId.UserApiKey, key.Id);
         return TypedResults.Created($"/v1/users/{id}/api_keys/{keyId}", new UserApiKeyCreatedResponse(
             keyId, PrefixedId.Format(PrefixedId.User, user.Id), key.Name, secret, key.Hint, UnixTime.Of(key.CreatedAt)));
@@ -146,6 +152,7 @@ public static class AccountsApi
         key.RevokedAt ??= clock.GetUtcNow();
         await db.SaveChangesAsync(ct);
         keys.Evict(key.SecretHash);
+        await JobNotifications.KeyRevokedAsync(db, key.Id, key.SecretHash, ct);
         return TypedResults.Ok(ToResponse(key));
     }
 

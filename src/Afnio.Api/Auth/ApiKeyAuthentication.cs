@@ -19,6 +19,7 @@ internal sealed class ApiKeyAuthenticationHandler(
     UrlEncoder encoder,
     AfnioDbContext db,
     ApiKeyCache keys,
+    KeyLookupLimiter lookups,
     IOptions<AfnioOptions> afnio)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
@@ -27,6 +28,8 @@ internal sealed class ApiKeyAuthenticationHandler(
     public const string UserClaim = "afnio:user_id";
     public const string ApiKeyClaim = "afnio:api_key_id";
     public const string AdminRole = "admin";
+
+    private const string ThrottledItem = "afnio:key-lookup-throttled";
 
     private static readonly string[] Schemes = ["Bearer ", "Api-Key "];
 
@@ -51,7 +54,7 @@ internal sealed class ApiKeyAuthenticationHandler(
         }
 
         var isUserKey = token.StartsWith(ApiKeys.UserPrefix, StringComparison.Ordinal);
-        if (!isUserKey && !token.StartsWith(ApiKeys.Prefix, StringComparison.Ordinal))
+        if (!ApiKeys.HasKeyFormat(token))
         {
             return AuthenticateResult.Fail("The API key is not valid.");
         }
@@ -59,6 +62,19 @@ internal sealed class ApiKeyAuthenticationHandler(
         var hash = ApiKeys.Hash(token);
         if (!keys.TryGet(hash, out var key))
         {
+            // Unknown keys are answered from memory, and lookups per client address are bounded,
+            // so random keys cannot turn into database load (docs/decisions/016-connection-budget.md).
+            if (keys.IsKnownUnknown(hash))
+            {
+                return AuthenticateResult.Fail("The API key is not valid or has been revoked.");
+            }
+
+            if (!lookups.TryLookUp(Context.Connection.RemoteIpAddress))
+            {
+                Context.Items[ThrottledItem] = lookups.RetryAfterSeconds;
+                return AuthenticateResult.Fail("Too many requests with API keys this server does not know came from this address.");
+            }
+
             key = isUserKey
                 ? await db.UserApiKeys.AsNoTracking()
                     .Where(k => k.SecretHash == hash && k.RevokedAt == null)
@@ -68,7 +84,12 @@ internal sealed class ApiKeyAuthenticationHandler(
                     .Where(k => k.SecretHash == hash && k.RevokedAt == null)
                     .Select(k => new ApiKeyCache.Entry(k.Id, k.ProjectId, null))
                     .SingleOrDefaultAsync(Context.RequestAborted);
-            if (key is not null)
+            lookups.Looked(key is not null);
+            if (key is null)
+            {
+                keys.SetUnknown(hash);
+            }
+            else
             {
                 keys.Set(hash, key);
             }
@@ -84,8 +105,17 @@ internal sealed class ApiKeyAuthenticationHandler(
 
     protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
     {
-        Response.Headers.WWWAuthenticate = "Bearer";
         var result = await Context.AuthenticateAsync(SchemeName);
+        if (Context.Items[ThrottledItem] is int retryAfter)
+        {
+            Response.Headers.RetryAfter = retryAfter.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            await Problems.WriteAsync(Context, StatusCodes.Status429TooManyRequests, "too_many_key_lookups",
+                $"Too many requests with API keys this server does not know (unknown, mistyped or revoked) came from this address. " +
+                $"Check the key, then retry after {retryAfter} s.");
+            return;
+        }
+
+        Response.Headers.WWWAuthenticate = "Bearer";
         var (code, detail) = result.Failure is { } failure
             ? ("invalid_api_key", failure.Message)
             : ("missing_api_key", "Send an API key as 'Authorization: Bearer <key>'.");

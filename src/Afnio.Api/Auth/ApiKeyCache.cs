@@ -6,11 +6,17 @@ namespace Afnio.Api.Auth;
 
 /// <summary>
 /// Remembers valid project and user keys for a few seconds (<see cref="AfnioOptions.KeyCacheSeconds"/>), so
-/// a request costs no key lookup. Revoking evicts the key in the process that revoked it; other
-/// API processes stop accepting it when their entry expires. Unknown keys are never cached.
+/// a request costs no key lookup. Revoking evicts the key in every API process (the revocation is
+/// announced on the job signal channel). Keys the database did not know are remembered too, for
+/// <see cref="AfnioOptions.KeyLookupOptions.NegativeCacheSeconds"/> and at most
+/// <see cref="AfnioOptions.KeyLookupOptions.NegativeCacheSize"/> of them, so repeating a bad key
+/// costs no lookup either.
 /// </summary>
-public sealed class ApiKeyCache(IMemoryCache cache, IOptions<AfnioOptions> options)
+public sealed class ApiKeyCache(IMemoryCache cache, IOptions<AfnioOptions> options) : IDisposable
 {
+    // A cache of its own: a size limit on the shared one would require a size on every entry of every user.
+    private readonly MemoryCache _unknown = new(new MemoryCacheOptions { SizeLimit = Math.Max(1, options.Value.KeyLookups.NegativeCacheSize) });
+
     /// <summary>A valid key: a project key has <see cref="ProjectId"/>, a user key <see cref="UserId"/>.</summary>
     public sealed record Entry(Guid KeyId, Guid? ProjectId, Guid? UserId = null);
 
@@ -25,6 +31,30 @@ public sealed class ApiKeyCache(IMemoryCache cache, IOptions<AfnioOptions> optio
     }
 
     public void Evict(string secretHash) => cache.Remove(CacheKey(secretHash));
+
+    /// <summary>True when a lookup of this key found nothing a short while ago.</summary>
+    public bool IsKnownUnknown(string secretHash) => _unknown.TryGetValue(secretHash, out _);
+
+    /// <summary>Remembers that no active key has this hash (unknown or revoked).</summary>
+    public void SetUnknown(string secretHash)
+    {
+        if (options.Value.KeyLookups.NegativeCacheSeconds > 0)
+        {
+            _unknown.Set(secretHash, true, new MemoryCacheEntryOptions
+            {
+                Size = 1,
+                AbsoluteExpirationRelativeToNow = TimeSpan.FromSeconds(options.Value.KeyLookups.NegativeCacheSeconds),
+            });
+        }
+    }
+
+    /// <summary>
+    /// A key was just created in this process. Its 256 random bits make an earlier lookup of it all but
+    /// impossible; forgetting any miss anyway makes "a new key works at once" not depend on that.
+    /// </summary>
+    public void Created(string secretHash) => _unknown.Remove(secretHash);
+
+    public void Dispose() => _unknown.Dispose();
 
     private static string CacheKey(string secretHash) => "api-key:" + secretHash;
 }

@@ -16,6 +16,7 @@ public static class AuthSetup
         services.AddHttpContextAccessor();
         services.AddMemoryCache();
         services.AddSingleton<ApiKeyCache>();
+        services.AddSingleton<KeyLookupLimiter>();
         services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
             .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
         var project = new AuthorizationPolicyBuilder(ApiKeyAuthenticationHandler.SchemeName)

@@ -19,6 +19,10 @@ public sealed class AfnioOptions
 
     public RateLimitOptions RateLimit { get; set; } = new();
 
+    public StreamOptions Streams { get; set; } = new();
+
+    public KeyLookupOptions KeyLookups { get; set; } = new();
+
     public IdempotencyOptions Idempotency { get; set; } = new();
 
     public WorkerOptions Worker { get; set; } = new();
@@ -32,6 +36,38 @@ public sealed class AfnioOptions
 
         /// <summary>Requests added back to each key's bucket per second.</summary>
         public int TokensPerSecond { get; set; } = 50;
+    }
+
+    /// <summary>Event streams (<c>GET /v1/jobs/{id}/events</c> as SSE) and long polls (<c>wait_seconds</c>).</summary>
+    public sealed class StreamOptions
+    {
+        /// <summary>Open event streams and long polls one API key may hold in this process; more answer 429 too_many_streams.</summary>
+        public int MaxPerKey { get; set; } = 20;
+
+        /// <summary>Open event streams and long polls of all keys in this process.</summary>
+        public int MaxTotal { get; set; } = 1000;
+
+        /// <summary>An event stream ends after this long; the client resumes it with Last-Event-ID.</summary>
+        public double MaxDurationSeconds { get; set; } = 600;
+
+        /// <summary>How often a waiting stream reads the database without a notification (a lost one only delays it this long).</summary>
+        public double FallbackIntervalSeconds { get; set; } = 5;
+    }
+
+    /// <summary>Key lookups in the database, and what keeps unknown keys from causing them.</summary>
+    public sealed class KeyLookupOptions
+    {
+        /// <summary>Lookups of keys not in memory one client address may cause in a burst; then 429 too_many_key_lookups.</summary>
+        public int BurstPerAddress { get; set; } = 20;
+
+        /// <summary>Lookups added back to each address's bucket per second.</summary>
+        public double PerSecondPerAddress { get; set; } = 2;
+
+        /// <summary>How long a key that was not found (unknown or revoked) is answered 401 from memory, without a lookup.</summary>
+        public int NegativeCacheSeconds { get; set; } = 30;
+
+        /// <summary>The most unknown keys remembered at once; beyond it, misses are not remembered.</summary>
+        public int NegativeCacheSize { get; set; } = 10000;
     }
 
     public sealed class IdempotencyOptions

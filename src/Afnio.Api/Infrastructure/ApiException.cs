@@ -7,6 +7,9 @@ public sealed class ApiException(int status, string code, string message, string
     public string Code { get; } = code;
     public string? Param { get; } = param;
 
+    /// <summary>Sent as the Retry-After header, when the request may succeed later as it is.</summary>
+    public int? RetryAfterSeconds { get; init; }
+
     public static ApiException BadRequest(string code, string message, string? param = null) =>
         new(StatusCodes.Status400BadRequest, code, message, param);
 

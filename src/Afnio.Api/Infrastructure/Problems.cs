@@ -108,6 +108,7 @@ public static class Problems
         422 => "Unprocessable Entity",
         429 => "Too Many Requests",
         502 => "Bad Gateway",
+        503 => "Service Unavailable",
         _ => "Error",
     };
 }
@@ -140,6 +141,7 @@ internal sealed class AfnioExceptionHandler : IExceptionHandler
             // PostgreSQL text cannot hold NUL; stored text never does, so the request carried it (a query filter, say).
             Npgsql.PostgresException { SqlState: "22021" } or Microsoft.EntityFrameworkCore.DbUpdateException { InnerException: Npgsql.PostgresException { SqlState: "22021" } } =>
                 (400, "invalid_request", "The request holds a NUL character (\\u0000), which text cannot contain.", null),
+            _ when DatabaseBusy(exception) => Busy(http),
             _ when DatabaseUnavailable(exception) is { } database => Unavailable(http, database),
             // A value too large or too deep for JSON (System.Text.Json's own limits) is the input's fault, not ours.
             _ when JsonLimit(exception) is { } limit => (413, "value_too_large",
@@ -151,6 +153,11 @@ internal sealed class AfnioExceptionHandler : IExceptionHandler
         if (problem is not { } p)
         {
             return false;
+        }
+
+        if (exception is ApiException { RetryAfterSeconds: { } retryAfter })
+        {
+            http.Response.Headers.RetryAfter = retryAfter.ToString(System.Globalization.CultureInfo.InvariantCulture);
         }
 
         await Problems.WriteAsync(http, p.Status, p.Code, p.Detail, p.Param);
@@ -169,6 +176,32 @@ internal sealed class AfnioExceptionHandler : IExceptionHandler
         }
 
         return null;
+    }
+
+    /// <summary>
+    /// Every connection of this process's pool stayed in use for the acquire timeout, or the server
+    /// has no slot left (53300): the service is overloaded, the database is fine. Clearing the pools
+    /// here would only add connection churn to the overload.
+    /// </summary>
+    private static bool DatabaseBusy(Exception exception)
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+        {
+            if (e is Npgsql.PostgresException { SqlState: "53300" }
+                || e is Npgsql.NpgsqlException { InnerException: TimeoutException } and not Npgsql.PostgresException
+                    && e.Message.StartsWith("The connection pool has been exhausted", StringComparison.Ordinal))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static (int, string, string, string?) Busy(HttpContext http)
+    {
+        http.Response.Headers.RetryAfter = "1";
+        return (503, "database_busy", "The service has no free database connection right now (it is under heavy load). Retry the request after 1 s.", null);
     }
 
     /// <summary>A failure to reach the database (down, restarting, out of connections): worth retrying, not a bug.</summary>

@@ -9,6 +9,7 @@ using Hangfire;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
 
 namespace Afnio.Api.Jobs;
 
@@ -34,9 +35,12 @@ public static class AdminJobsApi
 
     /// <summary>A system job; with <c>wait_seconds</c> the call waits (up to 60 s) until the job has finished.</summary>
     public static async Task<Ok<JobResponse>> GetSystemJob(
-        string id, [FromQuery(Name = "wait_seconds")] int? waitSeconds, AfnioDbContext db, TimeProvider clock, CancellationToken ct)
+        string id, [FromQuery(Name = "wait_seconds")] int? waitSeconds, AfnioDbContext db, JobSignals signals, TimeProvider clock,
+        IOptions<AfnioOptions> options, CancellationToken ct)
     {
         var guid = JobsApi.ParseId(id);
-        return TypedResults.Ok(await JobsApi.WaitAsync(db, j => j.Id == guid && j.ProjectId == null, waitSeconds, clock, ct));
+        using var waiter = signals.Watch(guid, keyId: null);
+        return TypedResults.Ok(await JobsApi.WaitAsync(db, waiter, j => j.Id == guid && j.ProjectId == null, waitSeconds,
+            JobsApi.Fallback(options), clock, ct));
     }
 }

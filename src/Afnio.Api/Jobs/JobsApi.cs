@@ -10,6 +10,7 @@ using Afnio.Domain.Common;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
 
 namespace Afnio.Api.Jobs;
 
@@ -18,9 +19,7 @@ public static class JobsApi
 {
     public const int MaxWaitSeconds = 60;
 
-    // One indexed primary-key read per poll; short enough that a finished job is seen at once.
-    private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(50);
-    private static readonly TimeSpan StreamPollInterval = TimeSpan.FromMilliseconds(100);
+    private const int StreamBatch = 100;
 
     public static RouteGroupBuilder MapJobs(this RouteGroupBuilder v1)
     {
@@ -53,13 +52,20 @@ public static class JobsApi
         return TypedResults.Ok(Paging.ToList([.. rows.Select(j => JobResponse.From(j, usage.GetValueOrDefault(j.Id)))], limit, j => j.Id));
     }
 
-    /// <summary>A job; with <c>wait_seconds</c> the call waits (up to 60 s) until the job has finished.</summary>
+    /// <summary>
+    /// A job; with <c>wait_seconds</c> the call waits (up to 60 s) until the job has finished. A wait
+    /// holds one of the key's stream slots (429 too_many_streams beyond them) and ends with 401 if
+    /// the key is revoked meanwhile.
+    /// </summary>
     public static async Task<Ok<JobResponse>> GetJob(
         string id, [FromQuery(Name = "wait_seconds")] int? waitSeconds, AfnioDbContext db, ProjectContext project,
-        TimeProvider clock, CancellationToken ct)
+        JobSignals signals, StreamSlots slots, TimeProvider clock, IOptions<AfnioOptions> options, CancellationToken ct)
     {
         var guid = ParseId(id);
-        return TypedResults.Ok(await WaitAsync(db, j => j.Id == guid && j.ProjectId == project.ProjectId, waitSeconds, clock, ct));
+        using var slot = waitSeconds > 0 ? slots.Acquire(project.ApiKeyId) : null;
+        using var waiter = signals.Watch(guid, project.ApiKeyId);
+        return TypedResults.Ok(await WaitAsync(db, waiter, j => j.Id == guid && j.ProjectId == project.ProjectId, waitSeconds,
+            Fallback(options), clock, ct));
     }
 
     /// <summary>
@@ -92,7 +98,8 @@ public static class JobsApi
     public static async Task<Results<Ok<ListResponse<JobEventResponse>>, ServerSentEventsResult<JobEventResponse>>> ListJobEvents(
         string id, [AsParameters] PageQuery page, [FromQuery(Name = "stream")] bool? stream,
         [FromHeader(Name = "Last-Event-ID")] string? lastEventId, HttpRequest http,
-        AfnioDbContext db, ProjectContext project, CancellationToken ct)
+        AfnioDbContext db, ProjectContext project, JobSignals signals, StreamSlots slots, TimeProvider clock,
+        IOptions<AfnioOptions> options, CancellationToken ct)
     {
         var guid = ParseId(id);
         if (!await db.Jobs.AnyAsync(j => j.Id == guid && j.ProjectId == project.ProjectId, ct))
@@ -104,7 +111,13 @@ public static class JobsApi
         var wantsStream = stream ?? http.Headers.Accept.Any(a => a?.Contains("text/event-stream", StringComparison.OrdinalIgnoreCase) == true);
         if (wantsStream)
         {
-            return TypedResults.ServerSentEvents(StreamAsync(db, guid, after, ct));
+            // The slot and the registration last as long as the response, which outlives this method.
+            http.HttpContext.Response.RegisterForDispose(slots.Acquire(project.ApiKeyId));
+            var waiter = signals.Watch(guid, project.ApiKeyId);
+            http.HttpContext.Response.RegisterForDispose(waiter);
+            var limits = options.Value.Streams;
+            var until = clock.GetUtcNow() + TimeSpan.FromSeconds(Math.Max(1, limits.MaxDurationSeconds));
+            return TypedResults.ServerSentEvents(StreamAsync(db, waiter, guid, after, until, Fallback(options), clock, ct));
         }
 
         var limit = page.Limit switch
@@ -118,9 +131,14 @@ public static class JobsApi
         return TypedResults.Ok(Paging.ToList([.. rows.Select(JobEventResponse.From)], limit, e => e.Id));
     }
 
-    /// <summary>Reads a job until it is terminal or <paramref name="waitSeconds"/> pass.</summary>
+    /// <summary>
+    /// Reads a job until it is terminal or <paramref name="waitSeconds"/> pass. Between reads it sleeps
+    /// until <paramref name="waiter"/> is signalled (the job changed) or <paramref name="fallback"/> passes;
+    /// a revoked key ends the wait with 401.
+    /// </summary>
     public static async Task<JobResponse> WaitAsync(
-        AfnioDbContext db, Expression<Func<Job, bool>> which, int? waitSeconds, TimeProvider clock, CancellationToken ct)
+        AfnioDbContext db, JobWaiter waiter, Expression<Func<Job, bool>> which, int? waitSeconds, TimeSpan fallback,
+        TimeProvider clock, CancellationToken ct)
     {
         if (waitSeconds is < 0 or > MaxWaitSeconds)
         {
@@ -131,14 +149,30 @@ public static class JobsApi
         while (true)
         {
             var job = await db.Jobs.AsNoTracking().SingleOrDefaultAsync(which, ct) ?? throw ApiException.NotFound("job", "id");
-            if (job.IsTerminal || clock.GetUtcNow() >= deadline)
+            var left = deadline - clock.GetUtcNow();
+            if (job.IsTerminal || left <= TimeSpan.Zero)
             {
                 return JobResponse.From(job, (await Models.UsageApi.ByJobAsync(db, [job.Id], ct)).GetValueOrDefault(job.Id));
             }
 
-            await Task.Delay(PollInterval, clock, ct);
+            await waiter.WaitAsync(left < fallback ? left : fallback, clock, ct);
+            if (waiter.KeyRevoked || !await KeyStillActiveAsync(db, waiter, fallback, clock, ct))
+            {
+                throw new ApiException(StatusCodes.Status401Unauthorized, "invalid_api_key", "The API key of this request was revoked while it waited.");
+            }
         }
     }
+
+    public static TimeSpan Fallback(IOptions<AfnioOptions> options) =>
+        TimeSpan.FromSeconds(Math.Max(0.05, options.Value.Streams.FallbackIntervalSeconds));
+
+    // Once per fallback interval the key is looked at in the database too, in case its revocation
+    // notice was lost. A project key or a user key (the afnio protocol's calls run with the user's key).
+    private static async Task<bool> KeyStillActiveAsync(
+        AfnioDbContext db, JobWaiter waiter, TimeSpan interval, TimeProvider clock, CancellationToken ct) =>
+        waiter.KeyId is not { } keyId || !waiter.KeyCheckDue(clock.GetUtcNow(), interval)
+        || await db.ApiKeys.AnyAsync(k => k.Id == keyId && k.RevokedAt == null, ct)
+        || await db.UserApiKeys.AnyAsync(k => k.Id == keyId && k.RevokedAt == null, ct);
 
     public static Guid ParseId(string id) =>
         PrefixedId.TryParse(PrefixedId.Job, id, out var guid) ? guid : throw ApiException.NotFound("job", "id");
@@ -185,14 +219,18 @@ public static class JobsApi
             ?? throw ApiException.BadRequest("invalid_cursor", $"{param} is not an event of this job.", param);
     }
 
-    // Follows the job's events in sequence order (they commit in that order) until its last one.
+    // Follows the job's events in sequence order (they commit in that order) until its last one, the
+    // key's revocation or the stream's end of life (the client resumes with Last-Event-ID). Between
+    // reads it waits for the job's signal without holding a connection; at the fallback interval it
+    // reads anyway and checks the key.
     private static async IAsyncEnumerable<SseItem<JobEventResponse>> StreamAsync(
-        AfnioDbContext db, Guid jobId, long after, [EnumeratorCancellation] CancellationToken ct)
+        AfnioDbContext db, JobWaiter waiter, Guid jobId, long after, DateTimeOffset until, TimeSpan fallback, TimeProvider clock,
+        [EnumeratorCancellation] CancellationToken ct)
     {
         while (true)
         {
             var rows = await db.JobEvents.AsNoTracking().Where(e => e.JobId == jobId && e.Seq > after)
-                .OrderBy(e => e.Seq).Take(100).ToListAsync(ct);
+                .OrderBy(e => e.Seq).Take(StreamBatch).ToListAsync(ct);
             foreach (var row in rows)
             {
                 after = row.Seq;
@@ -204,6 +242,11 @@ public static class JobsApi
                 }
             }
 
+            if (rows.Count == StreamBatch)
+            {
+                continue;
+            }
+
             if (rows.Count == 0)
             {
                 // Resumed after the last event: nothing more will come.
@@ -213,8 +256,18 @@ public static class JobsApi
                 {
                     yield break;
                 }
+            }
 
-                await Task.Delay(StreamPollInterval, ct);
+            var left = until - clock.GetUtcNow();
+            if (waiter.KeyRevoked || left <= TimeSpan.Zero)
+            {
+                yield break;
+            }
+
+            await waiter.WaitAsync(left < fallback ? left : fallback, clock, ct);
+            if (waiter.KeyRevoked || !await KeyStillActiveAsync(db, waiter, fallback, clock, ct))
+            {
+                yield break;
             }
         }
     }

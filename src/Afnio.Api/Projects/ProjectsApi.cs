@@ -2,6 +2,7 @@ using Afnio.Api.Auth;
 using Afnio.Api.Infrastructure;
 using Afnio.Data;
 using Afnio.Data.Accounts;
+using Afnio.Data.Jobs;
 using Afnio.Data.Projects;
 using Afnio.Domain.Common;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -94,7 +95,7 @@ public static class ProjectsApi
     }
 
     public static async Task<Created<ApiKeyCreatedResponse>> CreateApiKey(
-        string id, CreateApiKeyRequest request, AfnioDbContext db, TimeProvider clock, CancellationToken ct)
+        string id, CreateApiKeyRequest request, AfnioDbContext db, ApiKeyCache keys, TimeProvider clock, CancellationToken ct)
     {
         var project = await FindProjectAsync(db, id, ct);
         var name = request.Name?.Trim() is { Length: > 0 } n ? StorableText.Check(n, "invalid_name", "name") : "default";
@@ -115,6 +116,7 @@ public static class ProjectsApi
         };
         db.ApiKeys.Add(key);
         await db.SaveChangesAsync(ct);
+        keys.Created(key.SecretHash);
         var keyId = PrefixedId.Format(PrefixedId.ApiKey, key.Id);
         return TypedResults.Created($"/v1/projects/{id}/api_keys/{keyId}", new ApiKeyCreatedResponse(
             keyId, PrefixedId.Format(PrefixedId.Project, project.Id), key.Name, secret, key.Hint, UnixTime.Of(key.CreatedAt)));
@@ -142,6 +144,8 @@ public static class ProjectsApi
         key.RevokedAt ??= clock.GetUtcNow();
         await db.SaveChangesAsync(ct);
         keys.Evict(key.SecretHash);
+        // Every API process drops the key from its cache and ends the streams and long polls it holds.
+        await JobNotifications.KeyRevokedAsync(db, key.Id, key.SecretHash, ct);
         return TypedResults.Ok(ToResponse(key));
     }
 

@@ -1,4 +1,5 @@
 using Afnio.Api.Infrastructure;
+using Afnio.Data;
 using Afnio.Data.Schedules;
 using Hangfire;
 
@@ -19,11 +20,10 @@ public static class ScheduleSetup
         services.AddHostedService<ScheduleReconciler>();
         if (options.RunFirings)
         {
-            services.AddHangfireServer(o =>
+            services.AddAfnioHangfireServer("schedules", 2, o =>
             {
                 o.ServerName = $"afnio-schedules-{Environment.MachineName}:{Environment.ProcessId}";
                 o.Queues = [ISchedulerJobs.Queue];
-                o.WorkerCount = 2;
                 o.SchedulePollingInterval = TimeSpan.FromSeconds(Math.Max(1, options.PollIntervalSeconds));
                 o.StopTimeout = TimeSpan.FromSeconds(2);
                 o.ShutdownTimeout = TimeSpan.FromSeconds(10);

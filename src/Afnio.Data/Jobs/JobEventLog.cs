@@ -5,7 +5,11 @@ using Microsoft.EntityFrameworkCore;
 
 namespace Afnio.Data.Jobs;
 
-/// <summary>Appends job events. Call inside the transaction that made the change the event reports.</summary>
+/// <summary>
+/// Appends job events. Call inside the transaction that made the change the event reports. Each
+/// append also notifies <see cref="JobNotifications.Channel"/>, delivered on commit, which wakes the
+/// job's event streams and long polls.
+/// </summary>
 public static class JobEventLog
 {
     /// <summary>Event data is shown to API users as stored: snake_case.</summary>
@@ -19,7 +23,8 @@ public static class JobEventLog
         await db.Database.ExecuteSqlAsync($"""
             WITH j AS (UPDATE jobs SET event_count = event_count + 1 WHERE id = {jobId} RETURNING event_count)
             INSERT INTO job_events (id, job_id, seq, type, data, created_at)
-            SELECT {PrefixedId.NewGuid()}, {jobId}, j.event_count, {type}, {json}::jsonb, {now} FROM j
+            SELECT {PrefixedId.NewGuid()}, {jobId}, j.event_count, {type}, {json}::jsonb, {now} FROM j;
+            SELECT pg_notify({JobNotifications.Channel}, {JobNotifications.JobPayload(jobId)});
             """, ct);
         if (JobEventTypes.IsTerminal(type))
         {
@@ -53,7 +58,8 @@ public static class JobEventLog
             WITH j AS (UPDATE jobs SET event_count = event_count + {events.Count} WHERE id = {jobId} RETURNING event_count - {events.Count} AS last)
             INSERT INTO job_events (id, job_id, seq, type, data, created_at)
             SELECT t.id, {jobId}, j.last + t.n, t.type, t.data::jsonb, {now}
-            FROM j, unnest({ids}::uuid[], {types}::text[], {data}::text[]) WITH ORDINALITY AS t(id, type, data, n)
+            FROM j, unnest({ids}::uuid[], {types}::text[], {data}::text[]) WITH ORDINALITY AS t(id, type, data, n);
+            SELECT pg_notify({JobNotifications.Channel}, {JobNotifications.JobPayload(jobId)});
             """, ct);
     }
 }

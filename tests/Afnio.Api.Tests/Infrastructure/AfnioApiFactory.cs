@@ -33,6 +33,9 @@ public class AfnioApiFactory : WebApplicationFactory<Program>, IAsyncLifetime
         builder.UseSetting("Afnio:AdminKey", AdminKey);
         builder.UseSetting("Afnio:RateLimit:TokenLimit", "100000");
         builder.UseSetting("Afnio:RateLimit:TokensPerSecond", "100000");
+        // Every test makes keys of its own, all from one address: each new key costs a lookup.
+        builder.UseSetting("Afnio:KeyLookups:BurstPerAddress", "100000");
+        builder.UseSetting("Afnio:KeyLookups:PerSecondPerAddress", "100000");
         // Schedule firings get their own Hangfire server; only the schedule tests need one.
         builder.UseSetting("Afnio:Schedules:RunFirings", "false");
         foreach (var (key, value) in Settings)

@@ -53,6 +53,8 @@ public sealed class SeparateProcesses : IAsyncDisposable
             ["Afnio__Worker__InProcess"] = "false",
             ["Afnio__RateLimit__TokenLimit"] = "100000",
             ["Afnio__RateLimit__TokensPerSecond"] = "100000",
+            ["Afnio__KeyLookups__BurstPerAddress"] = "100000",
+            ["Afnio__KeyLookups__PerSecondPerAddress"] = "100000",
         };
         var admin = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(60) };
         var processes = new SeparateProcesses(connectionString, environment, apiEnvironment, port, admin);

@@ -165,9 +165,13 @@ public static class SdkJobs
     {
         var id = SdkRefs.GuidOf(PrefixedId.Job, jobId);
         var clock = call.Get<TimeProvider>();
+        var fallback = JobsApi.Fallback(call.Get<Microsoft.Extensions.Options.IOptions<Infrastructure.AfnioOptions>>());
+        // The session checks its key itself (SdkSession.EnsureKeyValidAsync); the wait follows the job only.
+        using var waiter = call.Get<JobSignals>().Watch(id, keyId: null);
         while (true)
         {
-            var job = await JobsApi.WaitAsync(call.Db, j => j.Id == id && j.ProjectId == call.Project.ProjectId, JobsApi.MaxWaitSeconds, clock, call.Cancellation);
+            var job = await JobsApi.WaitAsync(call.Db, waiter, j => j.Id == id && j.ProjectId == call.Project.ProjectId, JobsApi.MaxWaitSeconds,
+                fallback, clock, call.Cancellation);
             if (job.Status is Data.Jobs.JobStatus.Succeeded or Data.Jobs.JobStatus.Failed or Data.Jobs.JobStatus.Cancelled)
             {
                 return job;
