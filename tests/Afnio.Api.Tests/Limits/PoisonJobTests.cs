@@ -83,6 +83,46 @@ public sealed class PoisonJobTests
         Assert.Equal("failed", (await project.Client.GetJsonAsync($"/v1/jobs/{jobId}")).GetProperty("status").GetString());
     }
 
+    [Fact]
+    public async Task ATrainingRunWhoseWorkerDiesOnEveryDelivery_EndsFailed_WithItsJob()
+    {
+        await using var fake = await FakeOpenAiServer.StartAsync();
+        // Every call hangs, so no delivery commits a step before its Worker is killed.
+        fake.Default = _ => FakeReply.Hang(TimeSpan.FromMinutes(5));
+        await using var processes = await SeparateProcesses.StartAsync("afnio_poison_run", new Dictionary<string, string>
+        {
+            ["Afnio__Jobs__MaxDeliveries"] = MaxDeliveries.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Afnio__Models__AllowPrivateAddresses"] = "true", // the fake provider listens on loopback
+        });
+        var project = await processes.CreateProjectAsync("poisoned run");
+        var (dataset, program, model) = await FacilityTraining.SetUpAsync(project, p => TrainingCrashTests.RegisterAsync(p, fake));
+        var run = await project.Client.PostJsonAsync("/v1/runs", FacilityTraining.RunBody(program, dataset, model, epochs: 1));
+        var runId = run.GetProperty("id").GetString()!;
+        var jobId = run.GetProperty("job_id").GetString()!;
+        Assert.True(PrefixedId.TryParse(PrefixedId.Job, jobId, out var jobGuid));
+        await using var db = TestDatabase.CreateDbContext(processes.ConnectionString);
+        for (var delivery = 1; delivery <= MaxDeliveries; delivery++)
+        {
+            var before = fake.Requests.Count;
+            await Eventually.UntilAsync(
+                async () => await db.Jobs.AsNoTracking().Where(j => j.Id == jobGuid).Select(j => j.Attempts).SingleAsync() >= delivery
+                    && fake.Requests.Count > before,
+                TimeSpan.FromSeconds(60), () => $"delivery {delivery} made no call:\n{processes.Worker.Output}");
+            processes.KillWorker();
+            processes.StartWorker();
+        }
+
+        var failed = await project.WaitForJobAsync(jobId, 120);
+        Assert.True(failed.GetProperty("status").GetString() == "failed", $"{failed}\n{processes.Worker.Output}");
+        Assert.Equal("job_delivery_limit", failed.GetProperty("error").GetProperty("code").GetString());
+        Assert.Equal(0, await db.JobSteps.CountAsync(s => s.JobId == jobGuid));
+        Assert.Equal("failed", (await project.Client.GetJsonAsync($"/v1/runs/{runId}")).GetProperty("status").GetString());
+        var runFailed = (await project.Client.GetJsonAsync("/v1/events?type=run.failed")).GetProperty("data").EnumerateArray();
+        Assert.Equal(runId, Assert.Single(runFailed).GetProperty("data").GetProperty("id").GetString());
+        var jobFailed = (await project.Client.GetJsonAsync("/v1/events?type=job.failed")).GetProperty("data").EnumerateArray();
+        Assert.Equal(jobId, Assert.Single(jobFailed).GetProperty("data").GetProperty("id").GetString());
+    }
+
     private static Task WaitForFeedbackCallsAsync(FakeOpenAiServer fake, int count, SeparateProcesses processes) =>
         Eventually.UntilAsync(() => Task.FromResult(FeedbackCalls(fake) >= count), TimeSpan.FromSeconds(60),
             () => $"delivery {count} made no feedback call:\n{processes.Worker.Output}");
