@@ -300,14 +300,14 @@ public sealed class WebhookDeliveryTests(WebhookWorkerApp app) : IClassFixture<W
 
         foreach (var url in new[] { Receiver.Url(path), $"http://localhost:{port}/{path}", $"http://[::ffff:127.0.0.1]:{port}/{path}" })
         {
-            var refused = await guarded.SendAsync(url, "evt_1", DateTimeOffset.UtcNow, "v1,x", "{}", CancellationToken.None);
+            var refused = await guarded.SendAsync(url, "evt_1", DateTimeOffset.UtcNow, "v1,x", "{}", TimeSpan.FromSeconds(2), CancellationToken.None);
             Assert.Null(refused.Status);
             Assert.Contains("non-public address", refused.Error, StringComparison.Ordinal);
         }
 
         Assert.Empty(Receiver.On(path));
         using var open = new WebhookSender(Options.Create(new WebhookOptions { TimeoutSeconds = 2, AllowPrivateAddresses = true }));
-        Assert.Equal(200, (await open.SendAsync(Receiver.Url(path), "evt_1", DateTimeOffset.UtcNow, "v1,x", "{}", CancellationToken.None)).Status);
+        Assert.Equal(200, (await open.SendAsync(Receiver.Url(path), "evt_1", DateTimeOffset.UtcNow, "v1,x", "{}", TimeSpan.FromSeconds(2), CancellationToken.None)).Status);
         Assert.Single(Receiver.On(path));
     }
 

@@ -508,6 +508,10 @@ namespace Afnio.Migrations.Migrations
                         .HasColumnType("character varying(128)")
                         .HasColumnName("lock_key");
 
+                    b.Property<int>("LostDeliveries")
+                        .HasColumnType("integer")
+                        .HasColumnName("lost_deliveries");
+
                     b.Property<int>("ProgressCompleted")
                         .HasColumnType("integer")
                         .HasColumnName("progress_completed");
@@ -1653,6 +1657,10 @@ namespace Afnio.Migrations.Migrations
                         .ValueGeneratedOnAdd()
                         .HasColumnType("uuid")
                         .HasColumnName("id");
+
+                    b.Property<int>("ConsecutiveFailures")
+                        .HasColumnType("integer")
+                        .HasColumnName("consecutive_failures");
 
                     b.Property<DateTimeOffset>("CreatedAt")
                         .HasColumnType("timestamp with time zone")

@@ -119,6 +119,7 @@ public static class WebhooksApi
             endpoint.DisabledReason = null;
             endpoint.DisabledAt = enabled ? null : clock.GetUtcNow();
             endpoint.FailingSince = null;
+            endpoint.ConsecutiveFailures = 0;
         }
 
         endpoint.UpdatedAt = clock.GetUtcNow();

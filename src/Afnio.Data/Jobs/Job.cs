@@ -56,6 +56,12 @@ public sealed class Job : IHasId
     /// <summary>How many deliveries have claimed the job (1 unless it was resumed).</summary>
     public int Attempts { get; set; }
 
+    /// <summary>
+    /// Deliveries that died since the job last made progress: their lease ran out with the owner still
+    /// set (the worker was killed, or stopped renewing). Past a limit, the job is failed instead of delivered again.
+    /// </summary>
+    public int LostDeliveries { get; set; }
+
     /// <summary>The sequence number of the job's last event; events are numbered under the job row's lock.</summary>
     public long EventCount { get; set; }
 

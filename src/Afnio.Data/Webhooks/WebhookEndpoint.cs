@@ -37,6 +37,9 @@ public sealed class WebhookEndpoint : IHasId
     /// <summary>When the current run of failed attempts began; null after a success.</summary>
     public DateTimeOffset? FailingSince { get; set; }
 
+    /// <summary>Failed attempts since the last success; past a threshold, attempts get the shorter timeout.</summary>
+    public int ConsecutiveFailures { get; set; }
+
     public required DateTimeOffset CreatedAt { get; init; }
     public required DateTimeOffset UpdatedAt { get; set; }
 }

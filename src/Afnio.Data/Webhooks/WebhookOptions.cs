@@ -17,6 +17,24 @@ public sealed class WebhookOptions
     /// <summary>How long one attempt may take, connection to last byte (default 15 s).</summary>
     public int TimeoutSeconds { get; set; } = 15;
 
+    /// <summary>
+    /// How long one attempt may take once its endpoint's last <see cref="FailingAfterAttempts"/> attempts
+    /// all failed (default 3 s); the first success restores <see cref="TimeoutSeconds"/>.
+    /// </summary>
+    public int FailingTimeoutSeconds { get; set; } = 3;
+
+    /// <summary>Consecutive failed attempts after which an endpoint gets <see cref="FailingTimeoutSeconds"/> (default 3).</summary>
+    public int FailingAfterAttempts { get; set; } = 3;
+
+    /// <summary>
+    /// Attempts of one project in flight at once, across all Worker processes (default 2). Below
+    /// <see cref="WorkerCount"/>, so one project's slow receivers never hold every delivery slot.
+    /// </summary>
+    public int MaxInFlightPerProject { get; set; } = 2;
+
+    /// <summary>Attempts to one endpoint in flight at once, across all Worker processes (default 1).</summary>
+    public int MaxInFlightPerEndpoint { get; set; } = 1;
+
     /// <summary>The waits after each failed attempt when none are configured: eight attempts over about 27.6 hours.</summary>
     public static readonly IReadOnlyList<int> DefaultRetrySchedule = [5, 300, 1800, 7200, 18000, 36000, 36000];
 

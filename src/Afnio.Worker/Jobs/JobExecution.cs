@@ -93,7 +93,7 @@ public sealed partial class JobExecution(
         var owner = JobRecorder.NewLeaseOwner();
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
         var recorder = new JobRecorder(db, clock, options);
-        if (await recorder.TryClaimAsync(jobId, owner, cancellationToken) is not { } job)
+        if (await recorder.TryClaimAsync(jobId, owner, release, cancellationToken) is not { } job)
         {
             return;
         }

@@ -23,6 +23,13 @@ public sealed class JobOptions
     /// </summary>
     public int BackwardConcurrency { get; set; } = 64;
 
+    /// <summary>
+    /// How many deliveries of one job may die (their worker killed, for example out of memory) before
+    /// the job is failed with <c>job_delivery_limit</c> instead of being delivered again (default 3).
+    /// A delivery that makes progress before it dies starts the count again.
+    /// </summary>
+    public int MaxDeliveries { get; set; } = 3;
+
     /// <summary>Jobs one worker process runs at once (Hangfire workers); default two per core, 4 to 20.</summary>
     public int? WorkerCount { get; set; }
 

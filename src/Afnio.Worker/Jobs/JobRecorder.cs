@@ -18,38 +18,76 @@ public sealed class JobRecorder(AfnioDbContext db, TimeProvider clock, IOptions<
     /// <summary>A lease owner name unique to one delivery of a job.</summary>
     public static string NewLeaseOwner() => $"{ProcessName}/{Guid.NewGuid():N}";
 
+    /// <summary>The error code of a job failed because its deliveries kept dying.</summary>
+    public const string DeliveryLimitCode = "job_delivery_limit";
+
     /// <summary>
     /// Claims a job for <paramref name="owner"/>. Returns null when the job is missing, finished, or
     /// held by another live delivery: that is how a job Hangfire delivers twice becomes a no-op.
     /// </summary>
-    public async Task<Job?> TryClaimAsync(Guid jobId, string owner, CancellationToken ct)
+    public Task<Job?> TryClaimAsync(Guid jobId, string owner, CancellationToken ct) => TryClaimAsync(jobId, owner, null, ct);
+
+    /// <summary>
+    /// As <see cref="TryClaimAsync(Guid, string, CancellationToken)"/>; but when the job's last
+    /// <see cref="JobOptions.MaxDeliveries"/> deliveries all died, the job is failed with
+    /// <see cref="DeliveryLimitCode"/> instead (<paramref name="release"/> runs as in <see cref="FailAsync"/>)
+    /// and null is returned: a job that kills its worker is not handed to another one.
+    /// </summary>
+    public async Task<Job?> TryClaimAsync(Guid jobId, string owner, Func<AfnioDbContext, Task>? release, CancellationToken ct)
     {
         var now = clock.GetUtcNow();
         var until = now + options.Value.Lease;
-        await using var tx = await db.Database.BeginTransactionAsync(ct);
-        // A claim lost in a database crash is claimed again by the next delivery: no need to wait for the disk.
-        await JobScheduling.AsynchronousCommitAsync(db, ct);
-        var claimed = await db.Jobs
-            .Where(j => j.Id == jobId
-                && (j.Status == JobStatus.Queued || j.Status == JobStatus.Running || j.Status == JobStatus.Cancelling)
-                && (j.LeaseOwner == null || j.LeaseExpiresAt < now))
-            .ExecuteUpdateAsync(s => s
-                .SetProperty(j => j.Status, j => j.Status == JobStatus.Queued ? JobStatus.Running : j.Status)
-                .SetProperty(j => j.StartedAt, j => j.StartedAt ?? now)
-                .SetProperty(j => j.LeaseOwner, owner)
-                .SetProperty(j => j.LeaseExpiresAt, until)
-                .SetProperty(j => j.Attempts, j => j.Attempts + 1)
-                .SetProperty(j => j.ExecutedBy, ProcessName), ct);
-        if (claimed == 0)
+        Job job;
+        await using (var tx = await db.Database.BeginTransactionAsync(ct))
         {
-            return null;
+            // A claim lost in a database crash is claimed again by the next delivery: no need to wait for the disk.
+            await JobScheduling.AsynchronousCommitAsync(db, ct);
+            // A lease that ran out with its owner still set was never finished nor given back: that
+            // delivery died. (Recovery counts it instead when it gets there first; both clear the owner.)
+            var claimed = await db.Jobs
+                .Where(j => j.Id == jobId
+                    && (j.Status == JobStatus.Queued || j.Status == JobStatus.Running || j.Status == JobStatus.Cancelling)
+                    && (j.LeaseOwner == null || j.LeaseExpiresAt < now))
+                .ExecuteUpdateAsync(s => s
+                    .SetProperty(j => j.Status, j => j.Status == JobStatus.Queued ? JobStatus.Running : j.Status)
+                    .SetProperty(j => j.StartedAt, j => j.StartedAt ?? now)
+                    .SetProperty(j => j.LeaseOwner, owner)
+                    .SetProperty(j => j.LeaseExpiresAt, until)
+                    .SetProperty(j => j.Attempts, j => j.Attempts + 1)
+                    .SetProperty(j => j.LostDeliveries, j => j.LeaseOwner != null ? j.LostDeliveries + 1 : j.LostDeliveries)
+                    .SetProperty(j => j.ExecutedBy, ProcessName), ct);
+            if (claimed == 0)
+            {
+                return null;
+            }
+
+            job = await db.Jobs.AsNoTracking().SingleAsync(j => j.Id == jobId, ct);
+            if (!OverDeliveryLimit(job))
+            {
+                await db.AppendEventAsync(jobId, JobEventTypes.Started, new { attempt = job.Attempts, worker = ProcessName }, now, ct);
+            }
+
+            await tx.CommitAsync(ct);
         }
 
-        var job = await db.Jobs.AsNoTracking().SingleAsync(j => j.Id == jobId, ct);
-        await db.AppendEventAsync(jobId, JobEventTypes.Started, new { attempt = job.Attempts, worker = ProcessName }, now, ct);
-        await tx.CommitAsync(ct);
-        return job;
+        if (!OverDeliveryLimit(job))
+        {
+            return job;
+        }
+
+        // Held by this delivery now, so the end is recorded once; if this process dies first, the next
+        // claim finds one more lost delivery and ends it.
+        var max = Math.Max(1, options.Value.MaxDeliveries);
+        await FailAsync(jobId, owner, DeliveryLimitCode,
+            $"The job was stopped: its last {job.LostDeliveries} deliveries never finished, the worker running it died during each " +
+            $"(Afnio__Jobs__MaxDeliveries is {max}). A job that takes its worker down, for example by running out of memory, is not " +
+            "delivered again. Check what the job was asked to do (its size, its inputs) and start it again.", release);
+        return null;
     }
+
+    // A job a user asked to cancel is cancelled by its next delivery anyway, without running anything.
+    private bool OverDeliveryLimit(Job job) =>
+        job.LostDeliveries >= Math.Max(1, options.Value.MaxDeliveries) && job.Status != JobStatus.Cancelling;
 
     /// <summary>
     /// Renews the lease and publishes progress. Returns the job's status, or null when the lease was
@@ -64,6 +102,7 @@ public sealed class JobRecorder(AfnioDbContext db, TimeProvider clock, IOptions<
         await JobScheduling.AsynchronousCommitAsync(db, ct);
         var rows = await db.Database.SqlQuery<HeartbeatRow>($"""
             UPDATE jobs SET lease_expires_at = {until},
+                lost_deliveries = CASE WHEN {completed} > progress_completed THEN 0 ELSE lost_deliveries END,
                 progress_completed = COALESCE({completed}, progress_completed)
             WHERE id = {jobId} AND lease_owner = {owner}
             RETURNING status AS "Status", progress_completed AS "Completed", progress_total AS "Total"

@@ -47,8 +47,10 @@ public sealed partial class JobRecovery(
         var lostEnqueue = now - options.Value.Lease;
         // Taking an orphan clears its owner (so the next delivery may claim it) and pushes its expiry
         // out (so no other worker takes it too); if this enqueue is lost, it expires and is found again.
+        // An owner still set means its delivery died: counted once, here or by the claim that takes over.
         var orphans = await db.Jobs.FromSql($"""
-            UPDATE jobs SET lease_owner = NULL, lease_expires_at = {until}
+            UPDATE jobs SET lease_owner = NULL, lease_expires_at = {until},
+                lost_deliveries = lost_deliveries + CASE WHEN lease_owner IS NOT NULL THEN 1 ELSE 0 END
             WHERE (status IN ('running', 'cancelling') AND lease_expires_at < {now})
                OR (status = 'queued' AND hangfire_job_id IS NULL AND created_at < {lostEnqueue}
                    AND (lease_expires_at IS NULL OR lease_expires_at < {now}))

@@ -38,7 +38,7 @@ public sealed partial class WebhookJobs(
         {
             response = attempt.Refusal is { } refusal
                 ? new WebhookResponse(null, null, refusal, 0, null)
-                : await sender.SendAsync(attempt.Url, attempt.MessageId, attempt.StartedAt, attempt.Signature(), attempt.Payload, cancellationToken);
+                : await sender.SendAsync(attempt.Url, attempt.MessageId, attempt.StartedAt, attempt.Signature(), attempt.Payload, attempt.Timeout, cancellationToken);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -102,9 +102,14 @@ public sealed partial class WebhookJobs(
         await tx.CommitAsync(ct);
 
         var messageId = PrefixedId.Format(PrefixedId.Event, delivery.EventId);
+        // An endpoint that keeps failing gets less of a delivery slot per attempt; the lease above
+        // keeps the full timeout, which is only an upper bound.
+        var timeout = TimeSpan.FromSeconds(Math.Max(1, endpoint.ConsecutiveFailures >= Math.Max(1, settings.FailingAfterAttempts)
+            ? Math.Min(settings.FailingTimeoutSeconds, settings.TimeoutSeconds)
+            : settings.TimeoutSeconds));
         if (!endpoint.Enabled)
         {
-            return new Attempt(delivery, row.Id, endpoint, messageId, payload, now, () => string.Empty, "The endpoint is disabled; retry the delivery after enabling it.");
+            return new Attempt(delivery, row.Id, endpoint, messageId, payload, now, timeout, () => string.Empty, "The endpoint is disabled; retry the delivery after enabling it.");
         }
 
         string Sign()
@@ -118,7 +123,7 @@ public sealed partial class WebhookJobs(
             return WebhookSecrets.Sign(keys, messageId, now, payload);
         }
 
-        return new Attempt(delivery, row.Id, endpoint, messageId, payload, now, Sign, null);
+        return new Attempt(delivery, row.Id, endpoint, messageId, payload, now, timeout, Sign, null);
     }
 
     private async Task RecordAsync(Attempt attempt, string owner, WebhookResponse response)
@@ -197,6 +202,8 @@ public sealed partial class WebhookJobs(
             await UpdateHealthAsync(db, endpoint, response.Succeeded, attempt.StartedAt, disable, now);
         }
 
+        // The attempt's slot on its project and endpoint is free at commit: wake the dispatchers.
+        await EventOutbox.NotifyAsync(db, CancellationToken.None);
         await tx.CommitAsync(CancellationToken.None);
         if (status == WebhookDelivery.Failed)
         {
@@ -204,19 +211,23 @@ public sealed partial class WebhookJobs(
         }
     }
 
-    // A success ends the endpoint's failing streak; a failure starts one or, past the window or on 410, disables it.
+    // A success ends the endpoint's failing streak; a failure starts or extends one or, past the window or on 410, disables it.
     private static async Task UpdateHealthAsync(
         AfnioDbContext db, WebhookEndpoint endpoint, bool succeeded, DateTimeOffset startedAt, string? disable, DateTimeOffset now)
     {
         if (succeeded)
         {
-            await db.WebhookEndpoints.Where(e => e.Id == endpoint.Id && e.FailingSince != null)
-                .ExecuteUpdateAsync(s => s.SetProperty(e => e.FailingSince, (DateTimeOffset?)null), CancellationToken.None);
+            await db.WebhookEndpoints.Where(e => e.Id == endpoint.Id && (e.FailingSince != null || e.ConsecutiveFailures != 0))
+                .ExecuteUpdateAsync(s => s
+                    .SetProperty(e => e.FailingSince, (DateTimeOffset?)null)
+                    .SetProperty(e => e.ConsecutiveFailures, 0), CancellationToken.None);
             return;
         }
 
-        await db.WebhookEndpoints.Where(e => e.Id == endpoint.Id && e.FailingSince == null)
-            .ExecuteUpdateAsync(s => s.SetProperty(e => e.FailingSince, startedAt), CancellationToken.None);
+        await db.WebhookEndpoints.Where(e => e.Id == endpoint.Id)
+            .ExecuteUpdateAsync(s => s
+                .SetProperty(e => e.FailingSince, e => e.FailingSince ?? startedAt)
+                .SetProperty(e => e.ConsecutiveFailures, e => e.ConsecutiveFailures + 1), CancellationToken.None);
         if (disable is null)
         {
             return;
@@ -263,7 +274,7 @@ public sealed partial class WebhookJobs(
 
     private sealed record Attempt(
         WebhookDelivery Delivery, Guid AttemptId, WebhookEndpoint Endpoint, string MessageId, string Payload, DateTimeOffset StartedAt,
-        Func<string> Signature, string? Refusal)
+        TimeSpan Timeout, Func<string> Signature, string? Refusal)
     {
         public string Url => Endpoint.Url;
     }

@@ -24,12 +24,10 @@ public sealed class WebhookSender : IDisposable
     public const int BodyLimit = 2048;
 
     private readonly HttpClient _http;
-    private readonly TimeSpan _timeout;
 
     public WebhookSender(IOptions<WebhookOptions> options)
     {
         var settings = options.Value;
-        _timeout = TimeSpan.FromSeconds(Math.Max(1, settings.TimeoutSeconds));
         var handler = new SocketsHttpHandler
         {
             AllowAutoRedirect = false,
@@ -44,9 +42,9 @@ public sealed class WebhookSender : IDisposable
         _http.DefaultRequestHeaders.UserAgent.Add(new ProductInfoHeaderValue("Afnio-Webhooks", "1"));
     }
 
-    /// <summary>POSTs <paramref name="payload"/> to <paramref name="url"/> with the Standard Webhooks headers.</summary>
+    /// <summary>POSTs <paramref name="payload"/> to <paramref name="url"/> with the Standard Webhooks headers, within <paramref name="limit"/>.</summary>
     public async Task<WebhookResponse> SendAsync(
-        string url, string messageId, DateTimeOffset timestamp, string signature, string payload, CancellationToken ct)
+        string url, string messageId, DateTimeOffset timestamp, string signature, string payload, TimeSpan limit, CancellationToken ct)
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, url)
         {
@@ -56,7 +54,7 @@ public sealed class WebhookSender : IDisposable
         request.Headers.Add("webhook-timestamp", timestamp.ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture));
         request.Headers.Add("webhook-signature", signature);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        timeout.CancelAfter(_timeout);
+        timeout.CancelAfter(limit);
         var watch = Stopwatch.StartNew();
         try
         {
@@ -73,7 +71,7 @@ public sealed class WebhookSender : IDisposable
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
-            return new WebhookResponse(null, null, $"No response within {_timeout.TotalSeconds:0} s.", Elapsed(watch), null);
+            return new WebhookResponse(null, null, $"No response within {limit.TotalSeconds:0} s.", Elapsed(watch), null);
         }
         catch (HttpRequestException e)
         {

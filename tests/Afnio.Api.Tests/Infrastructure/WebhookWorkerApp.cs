@@ -4,7 +4,7 @@ namespace Afnio.Api.Tests.Infrastructure;
 /// <see cref="ModelWorkerApp"/> with a webhook receiver on loopback, webhooks allowed to reach it,
 /// a short retry schedule, and schedule firings served by this host with a one-second poll.
 /// </summary>
-public sealed class WebhookWorkerApp : ModelWorkerApp
+public class WebhookWorkerApp : ModelWorkerApp
 {
     public WebhookReceiver Receiver { get; private set; } = null!;
 
