@@ -26,7 +26,8 @@ builder.Services.AddSingleton(TimeProvider.System);
 builder.Services.AddAfnioData(builder.Configuration);
 // Operations call models in the caller's project: one registry per request.
 builder.Services.AddScoped(sp => Afnio.Domain.Autodiff.OperationRegistry.Standard(
-    sp.GetRequiredService<Afnio.Data.LanguageModels.ModelGateway>().ForProject(sp.GetRequiredService<Afnio.Api.Auth.ProjectContext>().ProjectId)));
+    sp.GetRequiredService<Afnio.Data.LanguageModels.ModelGateway>().ForProject(sp.GetRequiredService<Afnio.Api.Auth.ProjectContext>().ProjectId),
+    regexLimits: sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<AfnioOptions>>().Value.Evaluation.RegexLimits()));
 builder.Services.AddAfnioProblems();
 builder.Services.AddAfnioAuth();
 builder.Services.AddAfnioRateLimits(options.RateLimit);

@@ -27,6 +27,8 @@ public sealed class AfnioOptions
 
     public ImportOptions Imports { get; set; } = new();
 
+    public EvaluationOptions Evaluation { get; set; } = new();
+
     public sealed class RateLimitOptions
     {
         /// <summary>Burst size per API key.</summary>
@@ -85,5 +87,16 @@ public sealed class AfnioOptions
 
         /// <summary>Imports this process decompresses at once; more wait for a turn.</summary>
         public int MaxConcurrent { get; set; } = 2;
+    }
+
+    public sealed class EvaluationOptions
+    {
+        /// <summary>
+        /// Milliseconds of regex compiling and matching one evaluator call may spend over all its items
+        /// (the deterministic evaluator's <c>regex</c> function); past it the call answers 400 <c>regex_budget_exceeded</c>.
+        /// </summary>
+        public int RegexBudgetMs { get; set; } = 2000;
+
+        public Afnio.Domain.Autodiff.Evaluation.RegexLimits RegexLimits() => new(TimeSpan.FromMilliseconds(Math.Max(1, RegexBudgetMs)));
     }
 }

@@ -24,11 +24,13 @@ public sealed class OperationRegistry
     /// <summary>Every built-in operation, the ones that call language models included.</summary>
     /// <param name="models">The models the calls go to, scoped to one project (and job).</param>
     /// <param name="callables">Runs the afnio client's own functions (evaluators' eval_fn, reduction_fn, success_fn); null without a client.</param>
-    public static OperationRegistry Standard(ILanguageModels models, Evaluation.IClientCallables? callables = null) => new(
+    /// <param name="regexLimits">What the deterministic evaluator's <c>regex</c> function may spend per evaluation; null for the default.</param>
+    public static OperationRegistry Standard(
+        ILanguageModels models, Evaluation.IClientCallables? callables = null, Evaluation.RegexLimits? regexLimits = null) => new(
     [
         new AddOperation(), new SumOperation(), new SplitOperation(),
         new ExactMatchEvaluatorOperation(models, callables),
-        new DeterministicEvaluatorOperation(models, callables),
+        new DeterministicEvaluatorOperation(models, callables, regexLimits),
         new ChatCompletionOperation(models), new LmJudgeEvaluatorOperation(models, callables),
     ]);
 

@@ -92,7 +92,8 @@ public static class FunctionMethods
         }
 
         using var models = new UsageReportingModels(call.Get<ModelGateway>().ForProject(call.Project.ProjectId), call);
-        var operations = OperationRegistry.Standard(models, new SdkCallables(call));
+        var operations = OperationRegistry.Standard(models, new SdkCallables(call),
+            call.Get<Microsoft.Extensions.Options.IOptions<Afnio.Api.Infrastructure.AfnioOptions>>().Value.Evaluation.RegexLimits());
         var result = (await FunctionsApi.CallFunction(signature.Operation, JsonSerializer.SerializeToElement(body), operations,
             call.Db, call.Project, call.Get<TimeProvider>(), call.Cancellation)).Value!;
 
