@@ -42,6 +42,7 @@ if (options.Worker.InProcess)
 
 builder.Services.AddAfnioSchedules(options.Schedules);
 builder.Services.AddAfnioSdk(builder.Configuration);
+builder.Services.AddSingleton<ImportSlots>();
 // The afnio protocol's handshake sends its 101 response together with the first WebSocket frame.
 builder.WebHost.ConfigureKestrel(kestrel => kestrel.ConfigureEndpointDefaults(listen => listen.UseUpgradeResponseHold()));
 

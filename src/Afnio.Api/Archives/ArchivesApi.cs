@@ -16,6 +16,7 @@ using Afnio.Domain.Programs;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
 
 namespace Afnio.Api.Archives;
 
@@ -54,7 +55,6 @@ public static class ArchivesApi
     public const string OptimizerKind = "optimizer";
     private const string ManifestFile = "manifest.json";
     private const string DataFile = "data.json";
-    private const long MaxEntryBytes = 64L << 20;
     private static readonly JsonSerializerOptions Json = new(JobEventLog.Json)
     {
         WriteIndented = true,
@@ -109,11 +109,14 @@ public static class ArchivesApi
         Zip(OptimizerKind, new ArchiveData(null, null, null, null, await OptimizerArchives.ExportAsync(db, project, id, ct)), $"{id}.afnio.zip", clock);
 
     public static async Task<Created<ImportResponse>> Import(
-        HttpRequest request, [FromQuery(Name = "model_id")] string? modelId, AfnioDbContext db, ProjectContext project, TimeProvider clock, CancellationToken ct)
+        HttpRequest request, [FromQuery(Name = "model_id")] string? modelId, AfnioDbContext db, ProjectContext project, TimeProvider clock,
+        ImportSlots slots, IOptions<AfnioOptions> options, CancellationToken ct)
     {
-        using var buffer = new MemoryStream();
+        // One turn per import holds the body and what it inflates; the rest wait without holding either.
+        using var turn = await slots.EnterAsync(ct);
+        using var buffer = new MemoryStream(request.ContentLength is > 0 and <= int.MaxValue and var length ? (int)length : 0);
         await request.Body.CopyToAsync(buffer, ct);
-        var (manifest, data) = Read(buffer);
+        var (manifest, data) = Read(buffer, options.Value.Imports);
         if (manifest.Kind == OptimizerKind)
         {
             var archived = data.Optimizer ?? throw Invalid("An optimizer archive must hold an optimizer.");
@@ -242,73 +245,47 @@ public static class ArchivesApi
         entry.Write(content);
     }
 
-    private static (ArchiveManifest Manifest, ArchiveData Data) Read(MemoryStream buffer)
+    // The manifest first, under its own small cap; then only the files it lists. Entries it does not
+    // list are never inflated: they cannot change what is imported, so they are ignored.
+    private static (ArchiveManifest Manifest, ArchiveData Data) Read(MemoryStream buffer, AfnioOptions.ImportOptions limits)
     {
-        buffer.Position = 0;
-        ZipArchive zip;
-        List<ZipArchiveEntry> entries;
-        try
+        using var zip = BoundedArchive.Open(buffer, limits);
+        var manifest = Check(() => JsonSerializer.Deserialize<ArchiveManifest>(
+            zip.Read(ManifestFile, limits.MaxManifestBytes, nameof(limits.MaxManifestBytes)) ?? throw Invalid($"The archive has no {ManifestFile}."), Json)!, ManifestFile);
+        if (manifest.Format != Format)
         {
-            zip = new ZipArchive(buffer, ZipArchiveMode.Read, leaveOpen: true);
-            entries = [.. zip.Entries.Take(16)];
-        }
-        catch (InvalidDataException)
-        {
-            throw Invalid("The body is not a zip archive: send the file an export gave, as application/zip.");
+            throw Invalid($"This is not an Afnio archive (format '{manifest.Format}').");
         }
 
-        using (zip)
+        if (manifest.FormatVersion != FormatVersion)
         {
-            var files = new Dictionary<string, byte[]>(StringComparer.Ordinal);
-            foreach (var entry in entries)
-            {
-                if (entry.Length > MaxEntryBytes)
-                {
-                    throw Invalid($"'{entry.FullName}' is larger than an archive file may be.");
-                }
-
-                using var content = new MemoryStream();
-                try
-                {
-                    using var stream = entry.Open();
-                    stream.CopyTo(content);
-                }
-                catch (InvalidDataException)
-                {
-                    throw Invalid($"'{entry.FullName}' is corrupted.");
-                }
-
-                files[entry.FullName] = content.ToArray();
-            }
-
-            var manifest = Check(() => JsonSerializer.Deserialize<ArchiveManifest>(
-                files.TryGetValue(ManifestFile, out var m) ? m : throw Invalid($"The archive has no {ManifestFile}."), Json)!, ManifestFile);
-            if (manifest.Format != Format)
-            {
-                throw Invalid($"This is not an Afnio archive (format '{manifest.Format}').");
-            }
-
-            if (manifest.FormatVersion != FormatVersion)
-            {
-                throw ApiException.BadRequest("unsupported_archive_version",
-                    $"The archive has format version {manifest.FormatVersion}; this server reads version {FormatVersion}.", "format_version");
-            }
-
-            foreach (var (name, hash) in manifest.Files ?? new Dictionary<string, string>())
-            {
-                if (!files.TryGetValue(name, out var content) || !string.Equals(Convert.ToHexStringLower(SHA256.HashData(content)), hash, StringComparison.OrdinalIgnoreCase))
-                {
-                    throw ApiException.BadRequest("archive_checksum_mismatch", $"'{name}' is missing or does not match its checksum in the manifest: the archive was changed or damaged.");
-                }
-            }
-
-            if (manifest.Files?.ContainsKey(DataFile) != true)
-            {
-                throw Invalid($"The manifest does not list {DataFile}.");
-            }
-
-            return (manifest, Check(() => JsonSerializer.Deserialize<ArchiveData>(files[DataFile], Json)!, DataFile));
+            throw ApiException.BadRequest("unsupported_archive_version",
+                $"The archive has format version {manifest.FormatVersion}; this server reads version {FormatVersion}.", "format_version");
         }
+
+        if (manifest.Files?.ContainsKey(DataFile) != true)
+        {
+            throw Invalid($"The manifest does not list {DataFile}.");
+        }
+
+        if (manifest.Files.Count >= BoundedArchive.MaxFiles || manifest.Files.ContainsKey(ManifestFile))
+        {
+            throw Invalid($"The manifest lists {manifest.Files.Count} files; it lists {DataFile} and at most {BoundedArchive.MaxFiles - 2} others, never itself.");
+        }
+
+        var files = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        foreach (var (name, hash) in manifest.Files)
+        {
+            if (zip.Read(name, limits.MaxEntryBytes, nameof(limits.MaxEntryBytes)) is not { } content
+                || !string.Equals(Convert.ToHexStringLower(SHA256.HashData(content)), hash, StringComparison.OrdinalIgnoreCase))
+            {
+                throw ApiException.BadRequest("archive_checksum_mismatch", $"'{name}' is missing or does not match its checksum in the manifest: the archive was changed or damaged.");
+            }
+
+            files[name] = content;
+        }
+
+        return (manifest, Check(() => JsonSerializer.Deserialize<ArchiveData>(files[DataFile], Json)!, DataFile));
     }
 
     private static T Check<T>(Func<T> read, string what)

@@ -29,6 +29,8 @@ public sealed class AfnioOptions
 
     public ScheduleOptions Schedules { get; set; } = new();
 
+    public ImportOptions Imports { get; set; } = new();
+
     public sealed class RateLimitOptions
     {
         /// <summary>Burst size per API key.</summary>
@@ -95,5 +97,29 @@ public sealed class AfnioOptions
 
         /// <summary>How often this process looks for due recurring jobs and scheduled retries (Hangfire's default 15 s).</summary>
         public double PollIntervalSeconds { get; set; } = 15;
+    }
+
+    /// <summary>
+    /// Caps on what one <c>POST /v1/imports</c> may decompress, measured on the bytes actually
+    /// inflated (never the sizes the zip headers claim). A process holds at most
+    /// <see cref="MaxConcurrent"/> × (the body, up to <see cref="MaxUploadBytes"/>, plus
+    /// <see cref="MaxTotalBytes"/>) for imports at any time.
+    /// </summary>
+    public sealed class ImportOptions
+    {
+        /// <summary>Largest uncompressed <c>manifest.json</c>; it is read before anything else.</summary>
+        public long MaxManifestBytes { get; set; } = 64 * 1024;
+
+        /// <summary>Largest uncompressed size of one file the manifest lists (413 beyond).</summary>
+        public long MaxEntryBytes { get; set; } = 64L * 1024 * 1024;
+
+        /// <summary>Largest uncompressed size of the manifest and the files it lists, together (413 beyond).</summary>
+        public long MaxTotalBytes { get; set; } = 64L * 1024 * 1024;
+
+        /// <summary>Largest ratio of inflated to compressed bytes of one file while it is read (400 beyond).</summary>
+        public int MaxCompressionRatio { get; set; } = 100;
+
+        /// <summary>Imports this process decompresses at once; more wait for a turn.</summary>
+        public int MaxConcurrent { get; set; } = 2;
     }
 }

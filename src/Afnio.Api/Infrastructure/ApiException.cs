@@ -17,6 +17,9 @@ public sealed class ApiException(int status, string code, string message, string
         new(StatusCodes.Status404NotFound, $"{what}_not_found",
             $"No {what.Replace('_', ' ')} with that id exists in this project.", param);
 
+    public static ApiException PayloadTooLarge(string code, string message, string? param = null) =>
+        new(StatusCodes.Status413PayloadTooLarge, code, message, param);
+
     public static ApiException Conflict(string code, string message, string? param = null) =>
         new(StatusCodes.Status409Conflict, code, message, param);
 }

@@ -41,7 +41,7 @@ public sealed class OperationRegistry
         [
             new AddOperation(), new SumOperation(), new SplitOperation(limits),
             new ExactMatchEvaluatorOperation(models, callables),
-            new DeterministicEvaluatorOperation(models, callables),
+            new DeterministicEvaluatorOperation(models, callables, limits.RegexLimits()),
             new ChatCompletionOperation(models, limits), new LmJudgeEvaluatorOperation(models, callables, limits),
         ], limits);
     }

@@ -34,6 +34,15 @@ public sealed class OperationLimits
     /// <summary>Variables one request names (an operation's arguments, a list of inputs, backward roots).</summary>
     public int MaxVariablesPerRequest { get; set; } = 1000;
 
+    /// <summary>
+    /// Milliseconds of regex compiling and matching one evaluator call may spend over all its items
+    /// (the deterministic evaluator's <c>regex</c> function); past it the call answers 400 <c>regex_budget_exceeded</c>.
+    /// </summary>
+    public int RegexBudgetMs { get; set; } = 2000;
+
+    /// <summary>The regex budget as the evaluator takes it.</summary>
+    public Autodiff.Evaluation.RegexLimits RegexLimits() => new(TimeSpan.FromMilliseconds(Math.Max(1, RegexBudgetMs)));
+
     /// <summary>Refuses a role longer than <see cref="MaxRoleLength"/> (code <c>role_too_long</c>).</summary>
     public string CheckRole(string role, string param)
     {

@@ -101,14 +101,19 @@ public abstract record PairScorer
         return new Catalogue(Scoring.ParseEvalFn(spec, param));
     }
 
-    /// <summary>One score per pair, in order. Client calls are sent together and answered in order.</summary>
+    /// <summary>
+    /// One score per pair, in order. Client calls are sent together and answered in order; a catalogue
+    /// function scores the pairs as one evaluation under <paramref name="regexLimits"/> (default
+    /// <see cref="RegexLimits.Default"/>), checking <paramref name="cancellationToken"/> between pairs.
+    /// </summary>
     public async ValueTask<IReadOnlyList<Scalar>> ScoreAsync(
-        IReadOnlyList<(Scalar Prediction, Scalar Target)> pairs, IClientCallables? callables, CancellationToken cancellationToken)
+        IReadOnlyList<(Scalar Prediction, Scalar Target)> pairs, IClientCallables? callables, CancellationToken cancellationToken,
+        RegexLimits? regexLimits = null)
     {
         ArgumentNullException.ThrowIfNull(pairs);
         if (this is Catalogue catalogue)
         {
-            return [.. pairs.Select(p => Scalar.FromInt(catalogue.Function.Score(p.Prediction, p.Target)))];
+            return [.. catalogue.Function.ScoreAll(pairs, regexLimits, cancellationToken).Select(s => Scalar.FromInt(s))];
         }
 
         var client = (Client)this;

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
@@ -13,9 +14,14 @@ namespace Afnio.Domain.Autodiff.Evaluation;
 /// </summary>
 public sealed class EvalFunction
 {
-    private readonly Func<Scalar, Scalar, bool> _isCorrect;
+    private readonly Func<Scalar, Scalar, RegexScope, bool> _isCorrect;
 
     internal EvalFunction(string name, Func<Scalar, Scalar, bool> isCorrect)
+        : this(name, (p, t, _) => isCorrect(p, t))
+    {
+    }
+
+    internal EvalFunction(string name, Func<Scalar, Scalar, RegexScope, bool> isCorrect)
     {
         Name = name;
         _isCorrect = isCorrect;
@@ -24,9 +30,83 @@ public sealed class EvalFunction
     /// <summary>The catalogue name, e.g. <c>exact</c>.</summary>
     public string Name { get; }
 
-    /// <summary>Scores one pair: 1 when the prediction matches the target, else 0.</summary>
-    /// <exception cref="AfnioException"><c>invalid_eval_fn</c> when a regex target is not a valid pattern or times out.</exception>
-    public int Score(Scalar prediction, Scalar target) => _isCorrect(prediction, target) ? 1 : 0;
+    /// <summary>Scores one pair: 1 when the prediction matches the target, else 0 (an evaluation of one item, under <see cref="RegexLimits.Default"/>).</summary>
+    /// <exception cref="AfnioException"><c>invalid_eval_fn</c> when a regex target is not a valid pattern; <c>regex_budget_exceeded</c>.</exception>
+    public int Score(Scalar prediction, Scalar target) => _isCorrect(prediction, target, new RegexScope(RegexLimits.Default)) ? 1 : 0;
+
+    /// <summary>
+    /// Scores every pair of one evaluation, in order. The pairs share one <see cref="RegexLimits.Budget"/>
+    /// and one cache of compiled patterns; <paramref name="cancellationToken"/> is checked before each pair.
+    /// </summary>
+    /// <exception cref="AfnioException"><c>invalid_eval_fn</c> when a regex target is not a valid pattern; <c>regex_budget_exceeded</c>.</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled between two pairs.</exception>
+    public IReadOnlyList<int> ScoreAll(IReadOnlyList<(Scalar Prediction, Scalar Target)> pairs, RegexLimits? limits, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(pairs);
+        var scope = new RegexScope(limits ?? RegexLimits.Default);
+        var scores = new int[pairs.Count];
+        for (var i = 0; i < pairs.Count; i++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            scores[i] = _isCorrect(pairs[i].Prediction, pairs[i].Target, scope) ? 1 : 0;
+        }
+
+        return scores;
+    }
+}
+
+/// <summary>What the <c>regex</c> evaluation function may spend in one evaluation (one evaluator call, all its items).</summary>
+/// <param name="Budget">
+/// Wall-clock time for compiling and matching patterns, summed over the items. Past it the evaluation
+/// fails with <c>regex_budget_exceeded</c>; one match on the backtracking engine is cut off at it too.
+/// </param>
+public sealed record RegexLimits(TimeSpan Budget)
+{
+    /// <summary>Two seconds.</summary>
+    public static RegexLimits Default { get; } = new(TimeSpan.FromSeconds(2));
+}
+
+/// <summary>
+/// The regex work of one evaluation: patterns compiled once per (pattern, options), preferring the
+/// linear-time <see cref="RegexOptions.NonBacktracking"/> engine, and the time spent, against the budget.
+/// </summary>
+internal sealed class RegexScope(RegexLimits limits)
+{
+    // Distinct target patterns are each compiled (and paid for) once; past this many, they are not kept.
+    private const int MaxCached = 1024;
+    private readonly Dictionary<(string Pattern, RegexOptions Options), Regex> _cache = [];
+    private TimeSpan _spent;
+
+    /// <summary>Whether <paramref name="pattern"/> is found in <paramref name="input"/>; its compile and match time count against the budget.</summary>
+    public bool IsMatch(string pattern, RegexOptions options, string input, string param)
+    {
+        var started = Stopwatch.GetTimestamp();
+        bool found;
+        try
+        {
+            if (!_cache.TryGetValue((pattern, options), out var regex))
+            {
+                regex = Scoring.CompileRegex(pattern, options, limits.Budget, param);
+                if (_cache.Count < MaxCached)
+                {
+                    _cache[(pattern, options)] = regex;
+                }
+            }
+
+            found = regex.IsMatch(input);
+        }
+        catch (RegexMatchTimeoutException)
+        {
+            throw BudgetExceeded(param);
+        }
+
+        _spent += Stopwatch.GetElapsedTime(started);
+        return _spent <= limits.Budget ? found : throw BudgetExceeded(param);
+    }
+
+    private AfnioException BudgetExceeded(string param) => AfnioException.Invalid("regex_budget_exceeded",
+        $"The regex evaluation used its budget of {limits.Budget.TotalMilliseconds:0} ms of matching for one evaluation (Afnio__Limits__RegexBudgetMs). " +
+        "Score fewer items per call, or use a simpler pattern: patterns without backreferences, lookarounds, atomic groups or conditionals run in linear time.", param);
 }
 
 /// <summary>A named reduction of the per-pair scores of a batch (afnio's <c>reduction_fn</c>).</summary>
@@ -102,9 +182,6 @@ public sealed record SuccessCondition(string Name, double? Threshold = null)
 /// </summary>
 public static class Scoring
 {
-    /// <summary>How long one regex match may run before the evaluation fails.</summary>
-    public static readonly TimeSpan RegexTimeout = TimeSpan.FromMilliseconds(100);
-
     private const double DefaultTolerance = 1e-9;
 
     /// <summary>The evaluation functions, with the parameters each accepts.</summary>
@@ -248,35 +325,37 @@ public static class Scoring
     {
         var options = RegexOptions.CultureInvariant
             | (Bool(parameters, "case_sensitive", true, param, "eval_fn") ? RegexOptions.None : RegexOptions.IgnoreCase);
-        Regex? fixedPattern = null;
+        string? fixedPattern = null;
         if (parameters.TryGetValue("pattern", out var pattern))
         {
             fixedPattern = pattern.ValueKind == JsonValueKind.String
-                ? CompileRegex(pattern.GetString()!, options, param)
+                ? pattern.GetString()!
                 : throw AfnioException.Invalid("invalid_eval_fn", "regex 'pattern' must be a string.", param);
+            // Refused when the function is read, before any item is scored.
+            CompileRegex(fixedPattern, options, RegexLimits.Default.Budget, param);
         }
 
-        return new EvalFunction(name, (p, t) =>
-        {
-            var regex = fixedPattern ?? CompileRegex(t.ToPythonString(), options, "target");
-            try
-            {
-                return regex.IsMatch(p.ToPythonString());
-            }
-            catch (RegexMatchTimeoutException)
-            {
-                throw AfnioException.Invalid("invalid_eval_fn",
-                    $"The regex '{regex}' took longer than {RegexTimeout.TotalMilliseconds} ms on a prediction; simplify the pattern.",
-                    fixedPattern is null ? "target" : param);
-            }
-        });
+        return new EvalFunction(name, (p, t, scope) =>
+            scope.IsMatch(fixedPattern ?? t.ToPythonString(), options, p.ToPythonString(), fixedPattern is null ? "target" : param));
     }
 
-    private static Regex CompileRegex(string pattern, RegexOptions options, string param)
+    /// <summary>
+    /// Compiles on the NonBacktracking engine, whose matching time is linear in the input; only a
+    /// pattern that engine refuses (backreferences, lookarounds, atomic groups, conditionals, \G, or an
+    /// automaton too large) runs on the backtracking engine, cut off at <paramref name="timeout"/>.
+    /// </summary>
+    internal static Regex CompileRegex(string pattern, RegexOptions options, TimeSpan timeout, string param)
     {
         try
         {
-            return new Regex(pattern, options, RegexTimeout);
+            try
+            {
+                return new Regex(pattern, options | RegexOptions.NonBacktracking, timeout);
+            }
+            catch (NotSupportedException)
+            {
+                return new Regex(pattern, options, timeout);
+            }
         }
         catch (ArgumentException e)
         {

@@ -16,7 +16,8 @@ namespace Afnio.Domain.Autodiff.Ops;
 /// </summary>
 /// <param name="models">The backward model is reached through these.</param>
 /// <param name="callables">Runs the client's functions; null where there is no client to call (REST).</param>
-public sealed class DeterministicEvaluatorOperation(ILanguageModels models, IClientCallables? callables = null) : IOperation
+/// <param name="regexLimits">What the <c>regex</c> function may spend per evaluation; null for <see cref="RegexLimits.Default"/>.</param>
+public sealed class DeterministicEvaluatorOperation(ILanguageModels models, IClientCallables? callables = null, RegexLimits? regexLimits = null) : IOperation
 {
     /// <inheritdoc />
     public string Name => "deterministic_evaluator";
@@ -33,7 +34,7 @@ public sealed class DeterministicEvaluatorOperation(ILanguageModels models, ICli
     /// <inheritdoc />
     public ValueTask<ForwardResult> ForwardAsync(
         OpCall bound, IReadOnlyDictionary<Guid, VariableSnapshot> variables, CancellationToken cancellationToken) =>
-        Evaluators.ForwardAsync((EvaluatorArguments)bound.Arguments, variables, callables, cancellationToken);
+        Evaluators.ForwardAsync((EvaluatorArguments)bound.Arguments, variables, callables, cancellationToken, regexLimits);
 
     /// <inheritdoc />
     public ValueTask<IReadOnlyList<GradientValue?>> BackwardAsync(BackwardContext context, CancellationToken cancellationToken) =>
@@ -108,15 +109,17 @@ public static class Evaluators
     /// The saved context holds the prediction role, whether it was a batch, the samples as text, the
     /// explanation and whether the success condition held.
     /// </summary>
-    /// <exception cref="AfnioException">400 <c>batch_length_mismatch</c> or <c>empty_batch</c>.</exception>
+    /// <exception cref="AfnioException">400 <c>batch_length_mismatch</c>, <c>empty_batch</c> or <c>regex_budget_exceeded</c>.</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled; catalogue functions check it between items.</exception>
     public static async ValueTask<ForwardResult> ForwardAsync(
-        EvaluatorArguments args, IReadOnlyDictionary<Guid, VariableSnapshot> variables, IClientCallables? callables, CancellationToken cancellationToken)
+        EvaluatorArguments args, IReadOnlyDictionary<Guid, VariableSnapshot> variables, IClientCallables? callables, CancellationToken cancellationToken,
+        RegexLimits? regexLimits = null)
     {
         ArgumentNullException.ThrowIfNull(args);
         var prediction = variables[args.Prediction];
         var target = args.TargetVariable is { } id ? variables[id].Data : args.TargetLiteral!;
         var pairs = Pairs(prediction.Data, target);
-        var scores = await args.EvalFn.ScoreAsync(pairs, callables, cancellationToken);
+        var scores = await args.EvalFn.ScoreAsync(pairs, callables, cancellationToken, regexLimits);
         var purpose = PurposeText.Text(args.Purpose, variables);
 
         VariableData score;
