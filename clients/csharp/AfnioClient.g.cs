@@ -174,7 +174,9 @@ namespace Afnio.Client
 
         /// <param name="cancellationToken">A cancellation token that can be used by other objects or threads to receive notice of cancellation.</param>
         /// <summary>
-        /// A job; with `wait_seconds` the call waits (up to 60 s) until the job has finished.
+        /// A job; with `wait_seconds` the call waits (up to 60 s) until the job has finished. A wait
+        /// <br/>holds one of the key's stream slots (429 too_many_streams beyond them) and ends with 401 if
+        /// <br/>the key is revoked meanwhile.
         /// </summary>
         /// <returns>OK</returns>
         /// <exception cref="ApiException">A server side error occurred.</exception>
@@ -3198,7 +3200,9 @@ namespace Afnio.Client
 
         /// <param name="cancellationToken">A cancellation token that can be used by other objects or threads to receive notice of cancellation.</param>
         /// <summary>
-        /// A job; with `wait_seconds` the call waits (up to 60 s) until the job has finished.
+        /// A job; with `wait_seconds` the call waits (up to 60 s) until the job has finished. A wait
+        /// <br/>holds one of the key's stream slots (429 too_many_streams beyond them) and ends with 401 if
+        /// <br/>the key is revoked meanwhile.
         /// </summary>
         /// <returns>OK</returns>
         /// <exception cref="ApiException">A server side error occurred.</exception>

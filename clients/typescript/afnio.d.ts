@@ -279,7 +279,9 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A job; with `wait_seconds` the call waits (up to 60 s) until the job has finished. */
+        /** A job; with `wait_seconds` the call waits (up to 60 s) until the job has finished. A wait
+         *     holds one of the key's stream slots (429 too_many_streams beyond them) and ends with 401 if
+         *     the key is revoked meanwhile. */
         get: operations["retrieveJob"];
         put?: never;
         post?: never;
