@@ -155,6 +155,31 @@ public sealed class OperationLimitTests : IClassFixture<ModelWorkerApp>
         Assert.StartsWith("{\"model\":\"gpt-4o\"", journaled.RootElement.GetProperty("excerpt").GetString());
     }
 
+    [Fact]
+    public async Task ATrainingRunWhoseItemsRenderAnOversizedPrompt_FailsWithTheLimit_BeforeAnyCall()
+    {
+        var project = await _app.CreateProjectAsync();
+        var model = await _app.RegisterModelAsync(project);
+        var message = new string('m', (int)Afnio.Domain.Common.OperationLimits.Default.MaxPromptBytesPerCall);
+        var items = Enumerable.Range(0, 4).Select(i => new { fields = new { input = $"{i} {message}" }, answer = """{"sentiment":"neutral"}""" });
+        var dataset = (await project.Client.PostJsonAsync("/v1/datasets", new { name = "oversized", items })).GetProperty("id").GetString()!;
+        var program = (await project.Client.PostJsonAsync("/v1/programs", new { name = "analyzer", definition = FacilityTraining.Program })).GetProperty("id").GetString()!;
+        var body = FacilityTraining.RunBody(program, dataset, model, epochs: 1, batchSize: 2);
+        body["dataset"] = new { id = dataset, split = new { method = "sizes", sizes = new[] { 2, 1, 1 }, seed = 0 } };
+        body["test"] = false;
+        body["promote"] = false;
+
+        var run = await project.Client.PostJsonAsync("/v1/runs", body);
+        var job = await project.WaitForJobAsync(run.GetProperty("job_id").GetString()!, 120);
+
+        Assert.Equal("failed", job.GetProperty("status").GetString());
+        Assert.Equal("prompt_too_large", job.GetProperty("error").GetProperty("code").GetString());
+        Assert.Contains("Afnio__Limits__MaxPromptBytesPerCall", job.GetProperty("error").GetProperty("message").GetString(), StringComparison.Ordinal);
+        Assert.Empty(_app.Fake.Requests);
+        var finished = await project.Client.GetJsonAsync($"/v1/runs/{run.GetProperty("id").GetString()}");
+        Assert.Equal("failed", finished.GetProperty("status").GetString());
+    }
+
     private static Task<HttpResponseMessage> ChatAsync(TestProject project, string model, string template, object inputs) =>
         project.Client.PostAsJsonAsync("/v1/functions/chat_completion", new
         {
