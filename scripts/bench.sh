@@ -3,6 +3,7 @@
 # fresh PostgreSQL under a temporary folder), over loopback, with bounded request counts.
 #   scripts/bench.sh [REQUESTS=2000] [CONCURRENCY=16] [GRAPH_NODES=10000]   latency tables
 #   scripts/bench.sh llm | optimizer                                         one language-model scenario
+#   scripts/bench.sh adversarial [SCALE=1]                                   one tenant's attacks: memory, CPU, the other tenant's latency
 #   scripts/bench.sh proof                                                   P1–P7 as a Markdown table (bench/run.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,7 @@ port=${AFNIO_BENCH_PORT:-18080}
 export AFNIO_HOME=$home AFNIO_PORT=$port AFNIO_PG_PORT=${AFNIO_BENCH_PG_PORT:-55499}
 export Afnio__RateLimit__TokenLimit=1000000 Afnio__RateLimit__TokensPerSecond=1000000
 export Afnio__Models__AllowPrivateAddresses=true  # the fake provider listens on loopback
+export Afnio__Webhooks__AllowPrivateAddresses=true Afnio__Webhooks__AllowHttp=true  # and so does the webhook receiver
 export Logging__LogLevel__Default=Warning Logging__LogLevel__Afnio=Information
 ./scripts/run.sh > "$home/run.log" 2>&1 &
 runner=$!
@@ -31,6 +33,7 @@ fi
 # The graph benchmark reads job timestamps from the database and the worker's peak memory from /proc.
 export AFNIO_BENCH_DATABASE="Host=127.0.0.1;Port=$AFNIO_PG_PORT;Database=afnio;Username=afnio;Password=afnio"
 export AFNIO_BENCH_WORKER_PID=$(cat "$home/worker.pid" 2>/dev/null || echo "")
+export AFNIO_BENCH_API_PID=$(cat "$home/api.pid" 2>/dev/null || echo "")
 export AFNIO_BENCH_WORKER_DLL=$PWD/src/Afnio.Worker/bin/Release/net10.0/Afnio.Worker.dll  # P7 starts a second worker
 dotnet bench/Afnio.Bench/bin/Release/net10.0/Afnio.Bench.dll "http://127.0.0.1:$port" "$(cat "$home/admin-key")" "$@"
 cp "$home/run.log" "${AFNIO_BENCH_LOG:-/tmp/afnio-bench-run.log}"

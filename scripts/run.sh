@@ -76,6 +76,7 @@ fi
 echo "==> starting the API"
 (cd src/Afnio.Api/bin/Release/net10.0 && exec dotnet Afnio.Api.dll --urls "http://127.0.0.1:$port") &
 pids+=($!)
+echo $! > "$state/api.pid"
 
 ready=""
 for _ in $(seq 1 120); do

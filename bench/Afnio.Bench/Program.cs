@@ -29,6 +29,13 @@ public static class BenchProgram
             return await ProofBench.RunAsync(project);
         }
 
+        if (args.Length > 2 && args[2] == "adversarial")
+        {
+            // The adversarial findings at full size (or scaled down): scripts/bench.sh adversarial [SCALE]
+            using var attacks = Client(baseUrl, args[1]);
+            return await AdversarialBench.RunAsync(attacks, baseUrl, args.Length > 3 ? double.Parse(args[3], CultureInfo.InvariantCulture) : 1.0);
+        }
+
         if (args.Length > 2 && args[2] is "llm" or "optimizer")
         {
             // One language-model scenario only: scripts/bench.sh llm | optimizer

@@ -80,7 +80,11 @@ public sealed class WebhookReceiver : IAsyncDisposable
         var deadline = DateTime.UtcNow.AddSeconds(seconds);
         while (On(path).Count < count)
         {
-            Assert.True(DateTime.UtcNow < deadline, $"Only {On(path).Count} of {count} webhooks arrived on /{path} within {seconds} s.");
+            if (DateTime.UtcNow >= deadline)
+            {
+                throw new TimeoutException($"Only {On(path).Count} of {count} webhooks arrived on /{path} within {seconds} s.");
+            }
+
             await Task.Delay(50);
         }
 
