@@ -16,7 +16,7 @@ export Afnio__Webhooks__AllowPrivateAddresses=true Afnio__Webhooks__AllowHttp=tr
 export Logging__LogLevel__Default=Warning Logging__LogLevel__Afnio=Information
 ./scripts/run.sh > "$home/run.log" 2>&1 &
 runner=$!
-trap 'kill $runner 2>/dev/null; wait $runner 2>/dev/null; rm -rf "$home"' EXIT
+trap 'kill $runner 2>/dev/null; wait $runner 2>/dev/null || true; rm -rf "$home"' EXIT
 # The run script builds the solution first: allow it a few minutes on a busy machine.
 ready=""
 for _ in $(seq 1 600); do

@@ -142,7 +142,8 @@ internal sealed class AdversarialBench
 
     private async Task<string> PlaceholdersAsync(int placeholders, int batch)
     {
-        var template = await VariableAsync(string.Concat(Enumerable.Repeat("{a}", placeholders)) + "{b}", "user message template");
+        // placeholders in all: the 100 KB {a} placeholders - 1 times, and {b}, which makes the batch.
+        var template = await VariableAsync(string.Concat(Enumerable.Repeat("{a}", placeholders - 1)) + "{b}", "user message template");
         using var response = await _attacker.PostAsJsonAsync("/v1/functions/chat_completion", new
         {
             model_id = _model,
@@ -227,12 +228,15 @@ internal sealed class AdversarialBench
         return string.Create(CultureInfo.InvariantCulture, $"{archive.Length / 1024} KiB archive: {Histogram(outcomes)}");
     }
 
-    /// <summary>16 entries of 64 MB of zeros, then a manifest that lists them all.</summary>
+    /// <summary>
+    /// 15 entries of 64 MB of zeros, then a manifest that lists the first (as a program version's
+    /// data.json, with its true checksum): 16 entries, the most an archive may have.
+    /// </summary>
     private static byte[] ZipBomb()
     {
         var zeros = new byte[64 << 20];
         var hash = Convert.ToHexStringLower(SHA256.HashData(zeros));
-        var names = Enumerable.Range(0, 15).Select(i => $"data{i}.json").ToList();
+        var names = Enumerable.Range(0, 15).Select(i => i == 0 ? "data.json" : $"padding{i}.bin").ToList();
         using var output = new MemoryStream();
         using (var zip = new ZipArchive(output, ZipArchiveMode.Create, leaveOpen: true))
         {
@@ -249,7 +253,7 @@ internal sealed class AdversarialBench
                 format_version = 1,
                 kind = "program_version",
                 created_at = 0,
-                files = names.ToDictionary(n => n, _ => hash),
+                files = new Dictionary<string, string> { ["data.json"] = hash },
             }));
         }
 
@@ -260,12 +264,13 @@ internal sealed class AdversarialBench
     {
         var job = await StalledJobAsync();
         var clients = new List<HttpClient>();
+        var released = await StreamSlotsFreeAsync(job);
         var streams = new List<HttpResponseMessage>();
         try
         {
             for (var k = 0; k < keys; k++)
             {
-                clients.Add(k == 0 ? _attacker : await KeyClientAsync());
+                clients.Add(await KeyClientAsync());
             }
 
             var opened = await Task.WhenAll(clients.SelectMany(c => Enumerable.Repeat(c, perKey)).Select(async client =>
@@ -281,7 +286,7 @@ internal sealed class AdversarialBench
             }));
             var connections = await DatabaseConnectionsAsync();
             await Task.Delay(TimeSpan.FromSeconds(20));
-            return $"{Histogram(opened)}; PostgreSQL connections {connections}";
+            return $"{Histogram(opened)}; PostgreSQL connections {connections}; {released}";
         }
         finally
         {
@@ -291,11 +296,29 @@ internal sealed class AdversarialBench
                 stream.Dispose();
             }
 
-            foreach (var client in clients.Where(c => c != _attacker))
+            foreach (var client in clients)
             {
                 client.Dispose();
             }
         }
+    }
+
+    /// <summary>
+    /// Whether streams a client closed give their slots back: opens the attacker key's 20 streams,
+    /// drops them, and opens 20 again.
+    /// </summary>
+    private async Task<string> StreamSlotsFreeAsync(string job)
+    {
+        async Task<string[]> OpenAndDropAsync() => await Task.WhenAll(Enumerable.Range(0, 20).Select(async _ =>
+        {
+            using var response = await _attacker.SendAsync(new HttpRequestMessage(HttpMethod.Get, $"/v1/jobs/{job}/events?stream=true"), HttpCompletionOption.ResponseHeadersRead);
+            return await StatusAsync(response);
+        }));
+
+        var first = await OpenAndDropAsync();
+        await Task.Delay(500);
+        var again = await OpenAndDropAsync();
+        return $"20 streams closed by the client, then 20 again: {Histogram(first)}; {Histogram(again)}";
     }
 
     /// <summary>A backward pass that stays running: its one feedback call takes 90 s.</summary>

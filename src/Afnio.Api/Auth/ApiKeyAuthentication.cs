@@ -69,30 +69,28 @@ internal sealed class ApiKeyAuthenticationHandler(
                 return AuthenticateResult.Fail("The API key is not valid or has been revoked.");
             }
 
-            if (!lookups.TryLookUp(Context.Connection.RemoteIpAddress))
+            // A request that can share a lookup already under way takes no token for it.
+            if (!keys.IsBeingLookedUp(hash) && !lookups.TryLookUp(Context.Connection.RemoteIpAddress))
             {
                 Context.Items[ThrottledItem] = lookups.RetryAfterSeconds;
                 return AuthenticateResult.Fail("Too many requests with API keys this server does not know came from this address.");
             }
 
-            key = isUserKey
-                ? await db.UserApiKeys.AsNoTracking()
-                    .Where(k => k.SecretHash == hash && k.RevokedAt == null)
-                    .Select(k => new ApiKeyCache.Entry(k.Id, null, k.UserId))
-                    .SingleOrDefaultAsync(Context.RequestAborted)
-                : await db.ApiKeys.AsNoTracking()
-                    .Where(k => k.SecretHash == hash && k.RevokedAt == null)
-                    .Select(k => new ApiKeyCache.Entry(k.Id, k.ProjectId, null))
-                    .SingleOrDefaultAsync(Context.RequestAborted);
-            lookups.Looked(key is not null);
-            if (key is null)
+            // Not bound to this request's cancellation: other requests may be waiting for the answer.
+            key = await keys.LookUpOnceAsync(hash, async () =>
             {
-                keys.SetUnknown(hash);
-            }
-            else
-            {
-                keys.Set(hash, key);
-            }
+                var found = isUserKey
+                    ? await db.UserApiKeys.AsNoTracking()
+                        .Where(k => k.SecretHash == hash && k.RevokedAt == null)
+                        .Select(k => new ApiKeyCache.Entry(k.Id, null, k.UserId))
+                        .SingleOrDefaultAsync(CancellationToken.None)
+                    : await db.ApiKeys.AsNoTracking()
+                        .Where(k => k.SecretHash == hash && k.RevokedAt == null)
+                        .Select(k => new ApiKeyCache.Entry(k.Id, k.ProjectId, null))
+                        .SingleOrDefaultAsync(CancellationToken.None);
+                lookups.Looked(found is not null);
+                return found;
+            });
         }
 
         return key switch

@@ -97,4 +97,22 @@ public sealed class AuthLimitTests(AuthLimitTests.FewLookupsApp app) : IClassFix
         using var client = app.CreateClientFrom("10.0.4.1", second.Key);
         (await client.GetAsync("/v1/variables")).EnsureSuccessStatusCode();
     }
+
+    [Fact]
+    public async Task ManyRequestsAtOnce_WithAKeyNotYetInMemory_ShareOneLookup_AndAllWork()
+    {
+        var project = await app.CreateProjectAsync();
+        var second = await app.SecondKeyAsync(project);
+        using var client = app.CreateClientFrom("10.0.5.1", second.Key);
+        using var lookups = new KeyLookupCount(app.Services);
+
+        var responses = await Task.WhenAll(Enumerable.Range(0, 8 * Burst).Select(_ => client.GetAsync("/v1/variables")));
+
+        Assert.All(responses, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+        Assert.Equal(1, lookups.Value);
+        foreach (var response in responses)
+        {
+            response.Dispose();
+        }
+    }
 }
