@@ -34,7 +34,6 @@ internal sealed class AdversarialBench
     private HttpClient _attacker = null!;
     private string _attackerProject = null!;
     private Bystander _bystander = null!;
-    private FakeOpenAiServer _fake = null!;
     private byte[] _bomb = [];
     private string _model = null!;
 
@@ -49,7 +48,6 @@ internal sealed class AdversarialBench
     {
         var bench = new AdversarialBench(admin, baseUrl, scale);
         await using var fake = await FakeOpenAiServer.StartAsync();
-        bench._fake = fake;
         fake.Default = Reply;
         (bench._attacker, bench._attackerProject) = await bench.ProjectAsync("attacker");
         using var attacker = bench._attacker;
