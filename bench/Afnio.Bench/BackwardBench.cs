@@ -99,24 +99,6 @@ internal static class BackwardBench
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"enqueue-to-start latency over {latencies.Count} sequential jobs: p50 {P(0.50):F1} ms, p99 {P(0.99):F1} ms, max {latencies[^1]:F1} ms"));
 
-        // Where the time goes: our job row → Hangfire job created → Hangfire 'Processing' → our claim.
-        await using var split = new NpgsqlCommand("""
-            SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM (h.createdat AT TIME ZONE 'UTC' - j.created_at)) * 1000),
-                   percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM (p.createdat AT TIME ZONE 'UTC' - h.createdat AT TIME ZONE 'UTC')) * 1000),
-                   percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM (j.started_at - p.createdat AT TIME ZONE 'UTC')) * 1000)
-            FROM jobs j
-            JOIN hangfire.job h ON h.id = j.hangfire_job_id::bigint
-            JOIN hangfire.state p ON p.jobid = h.id AND p.name = 'Processing'
-            WHERE j.id = ANY(@ids)
-            """, connection);
-        split.Parameters.AddWithValue("ids", ids.ToArray());
-        await using var parts = await split.ExecuteReaderAsync();
-        if (await parts.ReadAsync())
-        {
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"  p50 by stage: job row → Hangfire job {parts.GetDouble(0):F1} ms, → Hangfire processing {parts.GetDouble(1):F1} ms, → claimed {parts.GetDouble(2):F1} ms"));
-        }
-
         return (P(0.50), P(0.99));
     }
 

@@ -23,10 +23,11 @@ public static class BenchProgram
         var baseUrl = new Uri(args[0]);
         if (args.Length > 2 && args[2] == "proof")
         {
-            // P1–P7 with a Markdown table: bench/run.sh
+            // Every claim with a Markdown table: bench/run.sh
             using var owner = Client(baseUrl, args[1]);
             using var project = await ProjectClientAsync(owner, baseUrl);
-            return await ProofBench.RunAsync(project);
+            using var other = await ProjectClientAsync(owner, baseUrl);
+            return await ProofBench.RunAsync(project, other);
         }
 
         if (args.Length > 2 && args[2] == "adversarial")

@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Storage;
 
@@ -9,23 +8,15 @@ namespace Afnio.Data;
 /// <em>request transaction</em> that also stores its response, so the work and the answer commit
 /// together. Code that wants a transaction of its own calls <see cref="BeginOrJoinTransactionAsync"/>:
 /// with no transaction open it gets a real one; inside another it gets a savepoint, so its commit
-/// keeps its writes for the outer commit and its rollback undoes only its own writes. Work that must
-/// wait for the commit (handing a job to Hangfire) goes through <see cref="AfterCommitAsync"/>.
+/// keeps its writes for the outer commit and its rollback undoes only its own writes.
 /// </summary>
 public static class Transactions
 {
-    private static readonly ConditionalWeakTable<IDbContextTransaction, List<Func<CancellationToken, Task>>> Deferred = [];
-
-    /// <summary>
-    /// Opens the transaction of a whole request. <see cref="AfterCommitAsync"/> defers to its commit,
-    /// made with <see cref="DbTransactionScope.CommitAsync"/>.
-    /// </summary>
+    /// <summary>Opens the transaction of a whole request, committed with <see cref="DbTransactionScope.CommitAsync"/>.</summary>
     public static async Task<DbTransactionScope> BeginRequestTransactionAsync(this AfnioDbContext db, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(db);
-        var transaction = await db.Database.BeginTransactionAsync(ct);
-        Deferred.Add(transaction, []);
-        return new DbTransactionScope(db, transaction, savepoint: null);
+        return new DbTransactionScope(db, await db.Database.BeginTransactionAsync(ct), savepoint: null);
     }
 
     /// <summary>A transaction of its own, or a savepoint inside the one already open.</summary>
@@ -41,37 +32,6 @@ public static class Transactions
 
         return new DbTransactionScope(db, await db.Database.BeginTransactionAsync(ct), savepoint: null);
     }
-
-    /// <summary>
-    /// Runs <paramref name="action"/> now, or, inside a request transaction, right after it commits
-    /// (never when it rolls back). Outside request transactions it always runs now.
-    /// </summary>
-    public static Task AfterCommitAsync(this AfnioDbContext db, Func<CancellationToken, Task> action, CancellationToken ct)
-    {
-        ArgumentNullException.ThrowIfNull(db);
-        ArgumentNullException.ThrowIfNull(action);
-        if (db.Database.CurrentTransaction is { } transaction && Deferred.TryGetValue(transaction, out var pending))
-        {
-            pending.Add(action);
-            return Task.CompletedTask;
-        }
-
-        return action(ct);
-    }
-
-    internal static async Task RunDeferredAsync(IDbContextTransaction transaction, CancellationToken ct)
-    {
-        if (Deferred.TryGetValue(transaction, out var pending))
-        {
-            Deferred.Remove(transaction);
-            foreach (var action in pending)
-            {
-                await action(ct);
-            }
-        }
-    }
-
-    internal static void Forget(IDbContextTransaction transaction) => Deferred.Remove(transaction);
 }
 
 /// <summary>A transaction, or a savepoint in an outer one; disposing it uncommitted rolls its writes back.</summary>
@@ -92,7 +52,7 @@ public sealed class DbTransactionScope : IAsyncDisposable
     /// <summary>True when this scope is a savepoint: its commit is the outer transaction's.</summary>
     public bool IsJoined => _savepoint is not null;
 
-    /// <summary>Commits (a savepoint is released: its writes commit with the outer transaction), then runs deferred work.</summary>
+    /// <summary>Commits (a savepoint is released: its writes commit with the outer transaction).</summary>
     public async Task CommitAsync(CancellationToken ct)
     {
         _done = true;
@@ -103,7 +63,6 @@ public sealed class DbTransactionScope : IAsyncDisposable
         }
 
         await _transaction.CommitAsync(ct);
-        await Transactions.RunDeferredAsync(_transaction, ct);
     }
 
     /// <summary>Undoes this scope's writes (only those since the savepoint, for a joined scope).</summary>
@@ -116,7 +75,6 @@ public sealed class DbTransactionScope : IAsyncDisposable
             return;
         }
 
-        Transactions.Forget(_transaction);
         await _transaction.RollbackAsync(ct);
     }
 
@@ -129,7 +87,6 @@ public sealed class DbTransactionScope : IAsyncDisposable
 
         if (_savepoint is null)
         {
-            Transactions.Forget(_transaction);
             await _transaction.DisposeAsync();
         }
     }

@@ -3,7 +3,7 @@ using Microsoft.Extensions.Hosting;
 
 namespace Afnio.Worker;
 
-/// <summary>The worker process: a generic host running the Hangfire server and our jobs.</summary>
+/// <summary>The Worker process: a generic host running the job dispatcher, the webhook deliveries and the recurring schedules.</summary>
 public static class WorkerProgram
 {
     public static void Main(string[] args)

@@ -16,30 +16,32 @@ using Microsoft.Extensions.Hosting;
 
 namespace Afnio.Worker;
 
-/// <summary>The job implementations and the Hangfire server; used by the Worker and by the API in in-process mode.</summary>
+/// <summary>The job implementations, the job dispatcher and the Hangfire servers; used by the Worker and by the API in in-process mode.</summary>
 public static class WorkerSetup
 {
-    /// <summary>Registers job implementations, the Hangfire server and the recurring schedules.</summary>
+    /// <summary>Registers job implementations, the dispatcher, the Hangfire servers and the recurring schedules.</summary>
     public static IServiceCollection AddAfnioWorker(this IServiceCollection services, IConfiguration configuration)
     {
         services.TryAddSingleton(TimeProvider.System);
         services.Configure<JobOptions>(configuration.GetSection(JobOptions.Section));
         services.AddScoped<JobRecorder>();
+        services.AddScoped<ClaimedJob>();
+        services.AddSingleton<CpuSlots>();
         services.AddScoped<IHousekeepingJobs, HousekeepingJobs>();
         services.AddScoped<JobExecution>();
         services.AddScoped<IBackwardJobs, BackwardJobs>();
         services.AddScoped<IOptimizerJobs, OptimizerJobs>();
         services.AddScoped<ITrainingJobs, TrainingJobs>();
-        services.AddHostedService<JobRecovery>();
+        // Jobs come from the jobs table, not from Hangfire (docs/decisions/018-jobs-table-as-queue.md).
+        services.AddSingleton<JobDispatcher>();
+        services.AddHostedService(provider => provider.GetRequiredService<JobDispatcher>());
         services.AddHostedService<FetchWatchdog>();
-        // Jobs await I/O, so a few threads per core are enough; more only race each other for every
-        // newly queued job and slow its pickup.
-        var jobWorkers = configuration.GetValue<int?>($"{JobOptions.Section}:WorkerCount") ?? Math.Clamp(Environment.ProcessorCount * 2, 4, 20);
-        services.AddAfnioHangfireServer("jobs", jobWorkers, o =>
+        // Hangfire still fires the recurring housekeeping (and drains entries queued by older versions,
+        // whose jobs the dispatcher may already have run: they are then no-ops).
+        services.AddAfnioHangfireServer("control", 1, o =>
         {
             o.ServerName = $"afnio-{JobRecorder.ProcessName}";
             o.Queues = AfnioDataSetup.Queues;
-            // Give an in-flight step time to finish on shutdown; an interrupted one is requeued.
             o.StopTimeout = TimeSpan.FromSeconds(5);
             o.ShutdownTimeout = TimeSpan.FromSeconds(15);
         });

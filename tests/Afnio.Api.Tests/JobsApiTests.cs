@@ -127,7 +127,7 @@ public sealed class QueuedJobsTests(AfnioApiFactory app) : IClassFixture<AfnioAp
         Assert.Equal(2, (await project.GradTextsAsync(x)).Count); // only the first pass appended
     }
 
-    // The worker's job class on the tests' database, run by hand: this fixture has no Hangfire server.
+    // The worker's job class on the tests' database, run by hand: this fixture runs no Worker.
     private Worker.Backward.BackwardJobs DirectWorker()
     {
         var options = new DbContextOptionsBuilder<Data.AfnioDbContext>();
@@ -135,8 +135,8 @@ public sealed class QueuedJobsTests(AfnioApiFactory app) : IClassFixture<AfnioAp
         var contexts = new PooledDbContextFactory<Data.AfnioDbContext>(options.Options);
         var jobOptions = Options.Create(new Worker.Jobs.JobOptions());
         return new Worker.Backward.BackwardJobs(contexts, app.Services.GetRequiredService<Data.LanguageModels.ModelGateway>(),
-            new Worker.Jobs.JobExecution(contexts, jobOptions, TimeProvider.System, NullLogger<Worker.Jobs.JobExecution>.Instance),
-            jobOptions, Options.Create(new Afnio.Domain.Common.OperationLimits()), TimeProvider.System, NullLogger<Worker.Backward.BackwardJobs>.Instance);
+            new Worker.Jobs.JobExecution(contexts, new Worker.Jobs.ClaimedJob(), jobOptions, TimeProvider.System, NullLogger<Worker.Jobs.JobExecution>.Instance),
+            new Worker.Jobs.CpuSlots(), jobOptions, Options.Create(new Afnio.Domain.Common.OperationLimits()), TimeProvider.System, NullLogger<Worker.Backward.BackwardJobs>.Instance);
     }
 
     private static Guid JobGuid(string id) =>

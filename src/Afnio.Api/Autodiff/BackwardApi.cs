@@ -29,7 +29,7 @@ public static class BackwardApi
 
     public static async Task<Accepted<JobResponse>> StartBackward(
         BackwardRequest request, OperationRegistry operations, AfnioDbContext db, ProjectContext project,
-        IBackgroundJobClient hangfire, TimeProvider clock, CancellationToken ct)
+        TimeProvider clock, CancellationToken ct)
     {
         var rootIds = Ids(request.Variables, "variables");
         var gradientIds = request.GradVariables?.Select((id, i) => id is null ? (Guid?)null : Id(id, $"grad_variables[{i}]")).ToList();
@@ -53,7 +53,7 @@ public static class BackwardApi
         var arguments = new BackwardJobArguments(
             [.. resolved.Select(r => new BackwardRoot(r.VariableId, r.NodeId, r.OutputNr, StoredGradient.From(r.Gradient)))],
             inputIds, request.RetainGraph ?? request.CreateGraph, request.CreateGraph);
-        var job = await JobScheduling.CreateAsync(db, hangfire, project.ProjectId, BackwardJobArguments.JobType,
+        var job = await JobScheduling.AddAsync(db, project.ProjectId, BackwardJobArguments.JobType,
             JsonSerializer.Serialize(arguments, JobEventLog.Json), clock.GetUtcNow(), ct);
         var response = JobResponse.From(job);
         return TypedResults.Accepted($"/v1/jobs/{response.Id}", response);

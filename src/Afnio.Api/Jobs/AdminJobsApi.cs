@@ -26,9 +26,9 @@ public static class AdminJobsApi
 
     /// <summary>Runs housekeeping now (it also runs hourly): purges expired idempotency records.</summary>
     public static async Task<Accepted<JobResponse>> StartHousekeeping(
-        AfnioDbContext db, IBackgroundJobClient hangfire, TimeProvider clock, CancellationToken ct)
+        AfnioDbContext db, TimeProvider clock, CancellationToken ct)
     {
-        var job = await JobScheduling.CreateAsync(db, hangfire, null, IHousekeepingJobs.JobType, null, clock.GetUtcNow(), ct);
+        var job = await JobScheduling.AddAsync(db, null, IHousekeepingJobs.JobType, null, clock.GetUtcNow(), ct);
         var response = JobResponse.From(job);
         return TypedResults.Accepted($"/v1/admin/jobs/{response.Id}", response);
     }

@@ -186,40 +186,19 @@ public sealed class JobWaiter : IDisposable
 internal sealed partial class JobSignalListener(
     JobSignals signals, ApiKeyCache keys, IConfiguration configuration, TimeProvider clock, ILogger<JobSignalListener> log) : BackgroundService
 {
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        while (!stoppingToken.IsCancellationRequested)
-        {
-            try
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        PostgresListener.ListenAsync(configuration.GetPostgresConnectionString(), "afnio-signals", JobNotifications.Channel, Dispatch,
+            connected: () =>
             {
-                await using var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(configuration.GetPostgresConnectionString())
-                {
-                    ApplicationName = "afnio-signals",
-                    Pooling = false,
-                    KeepAlive = 30,
-                }.ConnectionString);
-                connection.Notification += (_, e) => Dispatch(e.Payload);
-                await connection.OpenAsync(stoppingToken);
-                await using (var listen = new NpgsqlCommand($"LISTEN {JobNotifications.Channel}", connection))
-                {
-                    await listen.ExecuteNonQueryAsync(stoppingToken);
-                }
-
                 signals.Listening = true;
                 signals.WakeAll();
-                while (!stoppingToken.IsCancellationRequested)
-                {
-                    await connection.WaitAsync(stoppingToken);
-                }
-            }
-            catch (Exception e) when (!stoppingToken.IsCancellationRequested)
+            },
+            lost: e =>
             {
                 signals.Listening = false;
                 LogLost(log, e);
-                await Task.Delay(TimeSpan.FromSeconds(1), clock, stoppingToken);
-            }
-        }
-    }
+            },
+            clock, stoppingToken);
 
     private void Dispatch(string payload)
     {

@@ -242,8 +242,8 @@ public static class OptimizersApi
     }
 
     public static Task<Accepted<JobResponse>> Step(
-        string id, AfnioDbContext db, ProjectContext project, IBackgroundJobClient hangfire, TimeProvider clock, CancellationToken ct) =>
-        StartStepAsync(id, null, db, project, hangfire, clock, ct);
+        string id, AfnioDbContext db, ProjectContext project, TimeProvider clock, CancellationToken ct) =>
+        StartStepAsync(id, null, db, project, clock, ct);
 
     /// <summary>
     /// Queues a step over every parameter that has gradients: its gradient lists, or the gradients
@@ -251,7 +251,7 @@ public static class OptimizersApi
     /// </summary>
     public static async Task<Accepted<JobResponse>> StartStepAsync(
         string id, IReadOnlyDictionary<Guid, IReadOnlyList<Guid>>? gradients, AfnioDbContext db, ProjectContext project,
-        IBackgroundJobClient hangfire, TimeProvider clock, CancellationToken ct)
+        TimeProvider clock, CancellationToken ct)
     {
         // The row lock orders this step with loads, new groups and deletes of the same optimizer: the
         // Worker reads settings and state that were committed before the step was.
@@ -280,7 +280,6 @@ public static class OptimizersApi
         }
 
         await tx.CommitAsync(ct);
-        await JobScheduling.EnqueueAsync(db, hangfire, job, ct);
         var response = JobResponse.From(job);
         return TypedResults.Accepted($"/v1/jobs/{response.Id}", response);
     }

@@ -132,7 +132,7 @@ public static class RunsApi
     }
 
     public static async Task<Results<Created<RunResponse>, Accepted<RunResponse>>> CreateRun(
-        CreateRunRequest request, AfnioDbContext db, ProjectContext project, IBackgroundJobClient hangfire, TimeProvider clock, CancellationToken ct)
+        CreateRunRequest request, AfnioDbContext db, ProjectContext project, TimeProvider clock, CancellationToken ct)
     {
         if (request.ProgramId is not null)
         {
@@ -143,7 +143,6 @@ public static class RunsApi
                     await using var tx = await db.BeginOrJoinTransactionAsync(ct);
                     var (started, job) = await AddServerRunAsync(request, db, project, clock.GetUtcNow(), ct);
                     await tx.CommitAsync(ct);
-                    await JobScheduling.EnqueueAsync(db, hangfire, job, ct);
                     var accepted = ToResponse(started, job);
                     return TypedResults.Accepted($"/v1/runs/{accepted.Id}", accepted);
                 }

@@ -109,7 +109,7 @@ public static class TrainingRunsApi
 
     /// <summary>
     /// Checks a server-driven run request and stores the run and its queued job in the caller's
-    /// transaction. Enqueue the job (<see cref="JobScheduling.EnqueueAsync"/>) once it has committed.
+    /// transaction; Workers see the job when it commits.
     /// </summary>
     public static async Task<(Run Run, Job Job)> AddAsync(
         CreateRunRequest request, string name, string? description, AfnioDbContext db, ProjectContext project, DateTimeOffset now, CancellationToken ct)
@@ -185,7 +185,7 @@ public static class TrainingRunsApi
     }
 
     public static async Task<Accepted<JobResponse>> TestRun(
-        string id, AfnioDbContext db, ProjectContext project, IBackgroundJobClient hangfire, TimeProvider clock, CancellationToken ct)
+        string id, AfnioDbContext db, ProjectContext project, TimeProvider clock, CancellationToken ct)
     {
         var run = await RunsApi.FindAsync(db, project, id, ct);
         if (run.Config is null)
@@ -209,8 +209,6 @@ public static class TrainingRunsApi
         {
             throw ApiException.Conflict("run_busy", "The run's job is still working; test it when it has finished.", "id");
         }
-
-        await JobScheduling.EnqueueAsync(db, hangfire, job, ct);
         var response = JobResponse.From(job);
         return TypedResults.Accepted($"/v1/jobs/{response.Id}", response);
     }

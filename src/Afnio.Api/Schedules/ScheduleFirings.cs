@@ -24,7 +24,7 @@ public sealed record FiringResult(ScheduleFiring Firing, Data.Runs.Run? Run, Job
 /// planned time fire at most once, however many deliveries, misfires or racing processes try.
 /// </summary>
 public sealed partial class ScheduleFirings(
-    AfnioDbContext db, IBackgroundJobClient hangfire, TimeProvider clock, IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json,
+    AfnioDbContext db, TimeProvider clock, IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json,
     ILogger<ScheduleFirings> log) : ISchedulerJobs
 {
     /// <inheritdoc />
@@ -78,12 +78,6 @@ public sealed partial class ScheduleFirings(
                 reason_code = result.Firing.ReasonCode,
             }, now, ct);
             await tx.CommitAsync(ct);
-        }
-
-        if (result.Job is { } job)
-        {
-            // A crash before this line leaves a queued job without a Hangfire id; the Worker's recovery enqueues it.
-            await JobScheduling.EnqueueAsync(db, hangfire, job, ct);
         }
 
         return result;

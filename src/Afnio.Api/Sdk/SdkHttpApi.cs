@@ -89,12 +89,12 @@ public static class SdkHttpApi
     }
 
     public static async Task<Created<SdkRunResponse>> CreateRun(
-        string ns, string slug, SdkCreateRunRequest request, UserContext user, AfnioDbContext db, IBackgroundJobClient hangfire,
+        string ns, string slug, SdkCreateRunRequest request, UserContext user, AfnioDbContext db,
         TimeProvider clock, CancellationToken ct)
     {
         var (_, project) = await FindProjectAsync(db, user, ns, slug, ct);
         var created = await RunsApi.CreateRun(new CreateRunRequest { Name = request.Name, Description = request.Description, Status = ToStatus(request.Status) },
-            db, Scope(project, user), hangfire, clock, ct);
+            db, Scope(project, user), clock, ct);
         var id = created.Result is Created<RunResponse> { Value: { } value } ? value.Id : throw new InvalidOperationException("A client-driven run is created, not accepted.");
         var runId = PrefixedId.TryParse(PrefixedId.Run, id, out var guid) ? guid : throw new InvalidOperationException("A run id is malformed.");
         // The creator is recorded after the run: RunsApi picks a free name and retries on a taken one.

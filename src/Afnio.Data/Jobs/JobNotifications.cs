@@ -11,6 +11,16 @@ public static class JobNotifications
 {
     public const string Channel = "afnio_jobs";
 
+    /// <summary>
+    /// The channel that wakes the Workers' dispatchers: a job was queued, or a lease was given back.
+    /// It carries no payload; a woken dispatcher looks at the <c>jobs</c> table.
+    /// </summary>
+    public const string QueueChannel = "afnio_queue";
+
+    /// <summary>Wakes the dispatchers once the current transaction commits (at once outside one).</summary>
+    public static Task WorkQueuedAsync(AfnioDbContext db, CancellationToken ct) =>
+        db.Database.ExecuteSqlRawAsync($"SELECT pg_notify('{QueueChannel}', '')", ct);
+
     /// <summary>The payload for a job's change: <c>j:</c> and the job id.</summary>
     public static string JobPayload(Guid jobId) => $"j:{jobId:N}";
 

@@ -22,12 +22,13 @@ public sealed record BackwardResult(int Nodes, int GradientsAppended, IReadOnlyL
 /// <summary>
 /// Runs a backward pass as a durable job: plans it from the stored graph, runs independent nodes
 /// concurrently, commits every node as a step, and on a second delivery (after a crash, a shutdown
-/// or a Hangfire retry) resumes from the committed steps.
+/// or a lost lease) resumes from the committed steps.
 /// </summary>
 public sealed partial class BackwardJobs(
     IDbContextFactory<AfnioDbContext> contexts,
     ModelGateway models,
     JobExecution execution,
+    CpuSlots cpu,
     IOptions<JobOptions> options,
     IOptions<OperationLimits> limits,
     TimeProvider clock,
@@ -50,7 +51,7 @@ public sealed partial class BackwardJobs(
         var roots = arguments.RootGradients();
         var graph = await db.LoadReachableAsync(projectId, [.. roots.Select(r => r.NodeId)], job.Id, ct);
         var retained = await RetainedAsync(db, projectId, graph.Keys, ct);
-        var plan = BackwardPlan.Create(graph, roots, arguments.Inputs?.ToHashSet(), retained);
+        var plan = await cpu.RunAsync(() => BackwardPlan.Create(graph, roots, arguments.Inputs?.ToHashSet(), retained), ct);
         if (!arguments.RetainGraph && !await db.TryClaimForPassAsync([.. plan.FunctionNodeIds], job.Id, ct))
         {
             // Another pass without retain_graph took part of this graph since this one was planned.

@@ -16,44 +16,27 @@ public sealed record HousekeepingResult(int PurgedIdempotencyRecords, int Purged
 /// attempts) once none of their deliveries is pending. Safe to run twice: a second run finds nothing to purge.
 /// </summary>
 public sealed partial class HousekeepingJobs(
-    AfnioDbContext db, JobRecorder jobs, TimeProvider clock, IOptions<WebhookOptions> webhooks, ILogger<HousekeepingJobs> log)
+    AfnioDbContext db, JobExecution execution, TimeProvider clock, IOptions<WebhookOptions> webhooks, ILogger<HousekeepingJobs> log)
     : IHousekeepingJobs
 {
     public const string JobType = IHousekeepingJobs.JobType;
 
-    public async Task RunAsync(Guid jobId, CancellationToken cancellationToken)
-    {
-        var owner = JobRecorder.NewLeaseOwner();
-        if (await jobs.TryClaimAsync(jobId, owner, cancellationToken) is null)
-        {
-            return;
-        }
+    public Task RunAsync(Guid jobId, CancellationToken cancellationToken) =>
+        execution.RunAsync(jobId, "housekeeping_failed", "Housekeeping failed", PurgeAsync, null, cancellationToken);
 
-        try
-        {
-            var now = clock.GetUtcNow();
-            var purged = await db.IdempotencyRecords.Where(r => r.ExpiresAt < now).ExecuteDeleteAsync(cancellationToken);
-            var before = now.AddDays(-Math.Max(1, webhooks.Value.EventRetentionDays));
-            var events = await db.Events.Where(e => e.CreatedAt < before
-                    && !db.WebhookDeliveries.Any(d => d.EventId == e.Id && d.Status == WebhookDelivery.Pending))
-                .ExecuteDeleteAsync(cancellationToken);
-            await using var tx = await db.Database.BeginTransactionAsync(cancellationToken);
-            await jobs.SucceedAsync(jobId, owner, new HousekeepingResult(purged, events), cancellationToken);
-            await tx.CommitAsync(cancellationToken);
-            LogPurged(log, jobId, purged, events);
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-            await jobs.ReleaseAsync(jobId, owner);
-            throw;
-        }
-        catch (Exception e)
-        {
-            await jobs.FailAsync(jobId, owner, "housekeeping_failed", e.Message);
-            throw;
-        }
+    private async Task PurgeAsync(JobDelivery delivery, CancellationToken ct)
+    {
+        var now = clock.GetUtcNow();
+        var purged = await delivery.Db.IdempotencyRecords.Where(r => r.ExpiresAt < now).ExecuteDeleteAsync(ct);
+        var before = now.AddDays(-Math.Max(1, webhooks.Value.EventRetentionDays));
+        var events = await delivery.Db.Events.Where(e => e.CreatedAt < before
+                && !delivery.Db.WebhookDeliveries.Any(d => d.EventId == e.Id && d.Status == WebhookDelivery.Pending))
+            .ExecuteDeleteAsync(ct);
+        await delivery.Recorder.SucceedAsync(delivery.Job.Id, delivery.Owner, new HousekeepingResult(purged, events), ct);
+        LogPurged(log, delivery.Job.Id, purged, events);
     }
 
+    /// <summary>The recurring entry point: records a new system job and runs it here (a dispatcher that claims it first runs it instead).</summary>
     public async Task RunScheduledAsync(CancellationToken cancellationToken)
     {
         var job = await JobScheduling.AddAsync(db, null, JobType, null, clock.GetUtcNow(), cancellationToken);

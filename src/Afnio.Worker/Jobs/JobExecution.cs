@@ -67,20 +67,37 @@ public static class JobStepRows
 public sealed class StepAlreadyCommittedException(string stepKey, Exception inner)
     : Exception($"The step {stepKey} was committed by another delivery.", inner);
 
+/// <summary>The job the dispatcher claimed for the delivery running in this scope.</summary>
+public sealed class ClaimedJob
+{
+    private Job? _job;
+
+    /// <summary>Hands <paramref name="job"/>, claimed with its lease owner, to the delivery about to run in this scope.</summary>
+    public void Set(Job job) => _job = job;
+
+    /// <summary>The claimed job if it is <paramref name="jobId"/> (once), else null: the delivery then claims the job itself.</summary>
+    public Job? Take(Guid jobId)
+    {
+        var job = _job;
+        _job = null;
+        return job?.Id == jobId ? job : null;
+    }
+}
+
 /// <summary>
-/// Runs one delivery of a durable job: claims its lease (a second delivery of a job someone else
-/// holds is a no-op), keeps it alive with a <see cref="JobMonitor"/>, and records how the body ended.
+/// Runs one delivery of a durable job: claims its lease unless the dispatcher did (a second delivery
+/// of a job someone else holds is a no-op), keeps it alive with a <see cref="JobMonitor"/>, and records how the body ended.
 /// The body commits its own steps; on a later delivery it resumes from them.
 /// <list type="bullet">
 /// <item><description>A cancel request stops the body between steps: the job ends <c>cancelled</c>.</description></item>
 /// <item><description>An <see cref="AfnioException"/> fails the job with its code and message.</description></item>
 /// <item><description>A lost lease (seen by the monitor or by a commit's fence), or a step another delivery committed, stops quietly: the other delivery finishes.</description></item>
-/// <item><description>Shutdown and transient database errors give the lease up and rethrow, so Hangfire retries and the retry resumes.</description></item>
+/// <item><description>Shutdown and transient database errors give the lease up and rethrow; the next claim resumes (after a transient error, a second later).</description></item>
 /// <item><description>Anything else fails the job with <c>failureCode</c>.</description></item>
 /// </list>
 /// </summary>
 public sealed partial class JobExecution(
-    IDbContextFactory<AfnioDbContext> contexts, IOptions<JobOptions> options, TimeProvider clock, ILogger<JobExecution> log)
+    IDbContextFactory<AfnioDbContext> contexts, ClaimedJob claimed, IOptions<JobOptions> options, TimeProvider clock, ILogger<JobExecution> log)
 {
     /// <summary>
     /// Runs <paramref name="body"/> for job <paramref name="jobId"/>; <paramref name="release"/> runs whenever the job
@@ -90,13 +107,29 @@ public sealed partial class JobExecution(
         Guid jobId, string failureCode, string failureMessage, Func<JobDelivery, CancellationToken, Task> body,
         Func<AfnioDbContext, Task>? release, CancellationToken cancellationToken)
     {
-        var owner = JobRecorder.NewLeaseOwner();
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
         var recorder = new JobRecorder(db, clock, options);
-        if (await recorder.TryClaimAsync(jobId, owner, release, cancellationToken) is not { } job)
+        Job job;
+        if (claimed.Take(jobId) is { } dispatched)
+        {
+            // The dispatcher claimed it already (JobDispatcher).
+            if (await recorder.EndIfOverDeliveryLimitAsync(dispatched, dispatched.LeaseOwner!, release))
+            {
+                return;
+            }
+
+            job = dispatched;
+        }
+        else if (await recorder.TryClaimAsync(jobId, JobRecorder.NewLeaseOwner(), release, cancellationToken) is { } own)
+        {
+            job = own;
+        }
+        else
         {
             return;
         }
+
+        var owner = job.LeaseOwner!;
 
         await using var monitor = new JobMonitor(contexts, jobId, owner, job.ProgressCompleted, clock, options.Value, log);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, monitor.Lost);
@@ -132,7 +165,7 @@ public sealed partial class JobExecution(
         }
         catch (Exception e) when (e is NpgsqlException { IsTransient: true } || e.InnerException is NpgsqlException { IsTransient: true })
         {
-            await recorder.ReleaseAsync(jobId, owner);
+            await recorder.ReleaseAsync(jobId, owner, TransientRetryDelay);
             throw;
         }
         catch (Exception e)
@@ -141,6 +174,10 @@ public sealed partial class JobExecution(
             await recorder.FailAsync(jobId, owner, failureCode, $"{failureMessage}: {e.Message}", release);
         }
     }
+
+    // How long a job that hit a transient database error waits before a Worker takes it again (the
+    // dispatcher's next look at the queue, at the recovery interval, finds it).
+    private static readonly TimeSpan TransientRetryDelay = TimeSpan.FromSeconds(1);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Job {JobId} ({Type}) cancelled between steps")]
     private static partial void LogCancelled(ILogger logger, string type, Guid jobId);

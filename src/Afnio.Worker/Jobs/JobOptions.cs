@@ -14,7 +14,10 @@ public sealed class JobOptions
     /// <summary>How often a running job renews its lease, publishes progress and looks for a cancel request.</summary>
     public int MonitorIntervalMs { get; set; } = 250;
 
-    /// <summary>How often each worker looks for jobs whose worker died.</summary>
+    /// <summary>
+    /// How often each Worker looks at the queue without being notified (default 30 s); that is also how
+    /// soon, at the latest, a job whose Worker died is taken once its lease has run out.
+    /// </summary>
     public double RecoveryIntervalSeconds { get; set; } = 30;
 
     /// <summary>
@@ -30,8 +33,21 @@ public sealed class JobOptions
     /// </summary>
     public int MaxDeliveries { get; set; } = 3;
 
-    /// <summary>Jobs one worker process runs at once (Hangfire workers); default two per core, 4 to 20.</summary>
-    public int? WorkerCount { get; set; }
+    /// <summary>
+    /// Jobs one Worker process runs at once (default 64). A job spends its time waiting on providers
+    /// and the database, so slots are not tied to cores: CPU-heavy sections (planning a backward pass)
+    /// take one of <see cref="CpuSlots"/> as well, and each model's calls stay within its own limits.
+    /// </summary>
+    public int Slots { get; set; } = 64;
+
+    /// <summary>
+    /// Jobs one project may have running at once, across all Workers (default 32; 0: no limit). Its
+    /// other jobs wait queued while other projects' jobs are taken.
+    /// </summary>
+    public int MaxRunningPerProject { get; set; } = 32;
+
+    /// <summary>On shutdown, how long running jobs may take to end before they are stopped and handed over (default 5 s).</summary>
+    public double StopSeconds { get; set; } = 5;
 
     public TimeSpan Lease => TimeSpan.FromSeconds(LeaseSeconds);
 }

@@ -22,8 +22,8 @@ public sealed class JobRecorder(AfnioDbContext db, TimeProvider clock, IOptions<
     public const string DeliveryLimitCode = "job_delivery_limit";
 
     /// <summary>
-    /// Claims a job for <paramref name="owner"/>. Returns null when the job is missing, finished, or
-    /// held by another live delivery: that is how a job Hangfire delivers twice becomes a no-op.
+    /// Claims one job for <paramref name="owner"/>. Returns null when the job is missing, finished, or
+    /// held by another live delivery: a job delivered twice becomes a no-op.
     /// </summary>
     public Task<Job?> TryClaimAsync(Guid jobId, string owner, CancellationToken ct) => TryClaimAsync(jobId, owner, null, ct);
 
@@ -43,7 +43,7 @@ public sealed class JobRecorder(AfnioDbContext db, TimeProvider clock, IOptions<
             // A claim lost in a database crash is claimed again by the next delivery: no need to wait for the disk.
             await JobScheduling.AsynchronousCommitAsync(db, ct);
             // A lease that ran out with its owner still set was never finished nor given back: that
-            // delivery died. (Recovery counts it instead when it gets there first; both clear the owner.)
+            // delivery died. (A dispatcher's claim counts it the same way.)
             var claimed = await db.Jobs
                 .Where(j => j.Id == jobId
                     && (j.Status == JobStatus.Queued || j.Status == JobStatus.Running || j.Status == JobStatus.Cancelling)
@@ -70,19 +70,91 @@ public sealed class JobRecorder(AfnioDbContext db, TimeProvider clock, IOptions<
             await tx.CommitAsync(ct);
         }
 
+        return await EndIfOverDeliveryLimitAsync(job, owner, release) ? null : job;
+    }
+
+    /// <summary>
+    /// Claims up to <paramref name="max"/> ready jobs for this process in one statement, in a fair
+    /// order across projects: every project's oldest ready job comes before any project's second,
+    /// counting the jobs each project already has running, and a project never runs more than
+    /// <paramref name="maxPerProject"/> at once (0: no limit) across all Workers. Ready means queued, or
+    /// running with a lease that ran out (its delivery died, or gave the job back). Each claimed job gets
+    /// its own lease owner and its <c>job.started</c> event; call <see cref="EndIfOverDeliveryLimitAsync"/>
+    /// before running one.
+    /// </summary>
+    public async Task<IReadOnlyList<Job>> ClaimReadyAsync(int max, int maxPerProject, CancellationToken ct)
+    {
+        var now = clock.GetUtcNow();
+        var until = now + options.Value.Lease;
+        var limit = Math.Max(0, maxPerProject);
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        await JobScheduling.AsynchronousCommitAsync(db, ct);
+        // One claim at a time across Workers, so the per-project counts it reads stay true until it commits.
+        await db.Database.ExecuteSqlRawAsync($"SELECT pg_advisory_xact_lock({ClaimLock})", ct);
+        var claimed = await db.Jobs.FromSql($"""
+            WITH live AS (
+                SELECT project_id, count(*) AS n FROM jobs
+                WHERE status IN ('running', 'cancelling') AND lease_expires_at >= {now}
+                GROUP BY project_id),
+            ready AS (
+                SELECT j.id, j.project_id, j.created_at,
+                    row_number() OVER (PARTITION BY j.project_id ORDER BY j.created_at, j.id) AS nth
+                FROM jobs j
+                WHERE j.status = 'queued' OR (j.status IN ('running', 'cancelling') AND j.lease_expires_at < {now})),
+            picked AS (
+                SELECT r.id FROM ready r LEFT JOIN live l ON l.project_id IS NOT DISTINCT FROM r.project_id
+                WHERE {limit} = 0 OR r.project_id IS NULL OR r.nth + COALESCE(l.n, 0) <= {limit}
+                ORDER BY r.nth + COALESCE(l.n, 0), r.created_at, r.id
+                LIMIT {max}),
+            locked AS (
+                SELECT id FROM jobs
+                WHERE id IN (SELECT id FROM picked)
+                  AND (status = 'queued' OR (status IN ('running', 'cancelling') AND lease_expires_at < {now}))
+                FOR UPDATE SKIP LOCKED)
+            UPDATE jobs j SET
+                status = CASE WHEN j.status = 'queued' THEN 'running' ELSE j.status END,
+                started_at = COALESCE(j.started_at, {now}),
+                lease_owner = {ProcessName} || '/' || replace(gen_random_uuid()::text, '-', ''),
+                lease_expires_at = {until},
+                attempts = j.attempts + 1,
+                lost_deliveries = CASE WHEN j.lease_owner IS NOT NULL THEN j.lost_deliveries + 1 ELSE j.lost_deliveries END,
+                executed_by = {ProcessName}
+            FROM locked WHERE j.id = locked.id
+            RETURNING j.*
+            """).AsNoTracking().ToListAsync(ct);
+        foreach (var job in claimed.Where(j => !OverDeliveryLimit(j)))
+        {
+            await db.AppendEventAsync(job.Id, JobEventTypes.Started, new { attempt = job.Attempts, worker = ProcessName }, now, ct);
+        }
+
+        await tx.CommitAsync(ct);
+        return [.. claimed.OrderBy(j => j.CreatedAt)];
+    }
+
+    // The advisory lock key every Worker's claim takes ("afnio:claim").
+    private const long ClaimLock = 0x6166_6e69_6f3a_636c;
+
+    /// <summary>
+    /// When the last <see cref="JobOptions.MaxDeliveries"/> deliveries of a job that
+    /// <paramref name="owner"/> just claimed all died, fails it with <see cref="DeliveryLimitCode"/>
+    /// (<paramref name="release"/> runs as in <see cref="FailAsync"/>) and returns true: a job that
+    /// kills its worker is not handed to another one.
+    /// </summary>
+    public async Task<bool> EndIfOverDeliveryLimitAsync(Job job, string owner, Func<AfnioDbContext, Task>? release)
+    {
         if (!OverDeliveryLimit(job))
         {
-            return job;
+            return false;
         }
 
         // Held by this delivery now, so the end is recorded once; if this process dies first, the next
         // claim finds one more lost delivery and ends it.
         var max = Math.Max(1, options.Value.MaxDeliveries);
-        await FailAsync(jobId, owner, DeliveryLimitCode,
+        await FailAsync(job.Id, owner, DeliveryLimitCode,
             $"The job was stopped: its last {job.LostDeliveries} deliveries never finished, the worker running it died during each " +
             $"(Afnio__Jobs__MaxDeliveries is {max}). A job that takes its worker down, for example by running out of memory, is not " +
             "delivered again. Check what the job was asked to do (its size, its inputs) and start it again.", release);
-        return null;
+        return true;
     }
 
     // A job a user asked to cancel is cancelled by its next delivery anyway, without running anything.
@@ -167,12 +239,25 @@ public sealed class JobRecorder(AfnioDbContext db, TimeProvider clock, IOptions<
     public Task CancelledAsync(Guid jobId, string owner, Func<AfnioDbContext, Task>? ended = null) =>
         EndAsync(jobId, owner, JobStatus.Cancelled, JobEventTypes.Cancelled, null, null, ended);
 
-    /// <summary>Gives the lease up at once (on shutdown), so the next delivery can resume without waiting.</summary>
-    public Task ReleaseAsync(Guid jobId, string owner)
+    /// <summary>
+    /// Gives the lease up, so the next delivery can resume without waiting for it to run out: at once
+    /// (on shutdown), or after <paramref name="retryAfter"/> (after a transient database error, so a
+    /// database that is down is not hammered with claims).
+    /// </summary>
+    public async Task ReleaseAsync(Guid jobId, string owner, TimeSpan? retryAfter = null)
     {
         var now = clock.GetUtcNow();
-        return db.Jobs.Where(j => j.Id == jobId && j.LeaseOwner == owner)
-            .ExecuteUpdateAsync(s => s.SetProperty(j => j.LeaseOwner, (string?)null).SetProperty(j => j.LeaseExpiresAt, now), CancellationToken.None);
+        var free = now + (retryAfter ?? TimeSpan.Zero);
+        await using var tx = await db.Database.BeginTransactionAsync(CancellationToken.None);
+        var released = await db.Jobs.Where(j => j.Id == jobId && j.LeaseOwner == owner)
+            .ExecuteUpdateAsync(s => s.SetProperty(j => j.LeaseOwner, (string?)null).SetProperty(j => j.LeaseExpiresAt, free), CancellationToken.None);
+        if (released > 0 && retryAfter is null)
+        {
+            // Another Worker may take it over at once.
+            await JobNotifications.WorkQueuedAsync(db, CancellationToken.None);
+        }
+
+        await tx.CommitAsync(CancellationToken.None);
     }
 
     // Recording how a job ended must not be skipped because the job's own token was cancelled.

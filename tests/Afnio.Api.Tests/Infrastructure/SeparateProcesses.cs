@@ -30,8 +30,11 @@ public sealed class SeparateProcesses : IAsyncDisposable
     /// <summary>A client of the API without a key; <see cref="CreateProjectAsync"/> gives keyed ones.</summary>
     public HttpClient Admin { get; }
 
-    /// <summary>The Worker running now.</summary>
+    /// <summary>The Worker running now (the last one started).</summary>
     public ProcessHost Worker => _workers[^1];
+
+    /// <summary>Every Worker started, in order.</summary>
+    public IReadOnlyList<ProcessHost> Workers => _workers;
 
     /// <summary>Starts both processes on a fresh database (on <paramref name="server"/> when given); <paramref name="settings"/> go to both.</summary>
     public static async Task<SeparateProcesses> StartAsync(string databasePrefix, IReadOnlyDictionary<string, string> settings, string? server = null)

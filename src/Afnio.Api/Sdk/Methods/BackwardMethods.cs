@@ -53,7 +53,7 @@ public static class BackwardMethods
         };
         var operations = OperationRegistry.Standard(call.Get<ModelGateway>().ForProject(call.Project.ProjectId),
             limits: call.Get<IOptions<OperationLimits>>().Value);
-        var started = (await BackwardApi.StartBackward(request, operations, call.Db, call.Project, call.Get<IBackgroundJobClient>(),
+        var started = (await BackwardApi.StartBackward(request, operations, call.Db, call.Project,
             call.Get<TimeProvider>(), call.Cancellation)).Value!;
         var job = await SdkJobs.WaitAsync(call, started.Id);
 

@@ -200,7 +200,7 @@ public static class OptimizerMethods
     /// <summary>Runs one step job to its end and pushes what it changed; answers every parameter's state.</summary>
     private static async Task<List<ParameterState>> StepAsync(SdkCall call, string optimizerId, IReadOnlyDictionary<Guid, IReadOnlyList<Guid>>? gradients)
     {
-        var started = (await OptimizersApi.StartStepAsync(optimizerId, gradients, call.Db, call.Project, call.Get<IBackgroundJobClient>(),
+        var started = (await OptimizersApi.StartStepAsync(optimizerId, gradients, call.Db, call.Project,
             call.Get<TimeProvider>(), call.Cancellation)).Value!;
         var job = await SdkJobs.WaitAsync(call, started.Id);
         var jobId = SdkRefs.GuidOf(PrefixedId.Job, job.Id);
