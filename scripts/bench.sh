@@ -4,7 +4,7 @@
 #   scripts/bench.sh [REQUESTS=2000] [CONCURRENCY=16] [GRAPH_NODES=10000]   latency tables
 #   scripts/bench.sh llm | optimizer                                         one language-model scenario
 #   scripts/bench.sh adversarial [SCALE=1]                                   one tenant's attacks: memory, CPU, the other tenant's latency
-#   scripts/bench.sh proof                                                   every claim as a Markdown table (bench/run.sh)
+#   scripts/bench.sh proof [ROWS]                                            every claim as a Markdown table (bench/run.sh), or only ROWS (e.g. P1,S3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 home=$(mktemp -d /tmp/afnio-bench.XXXXXX); chmod 755 "$home"

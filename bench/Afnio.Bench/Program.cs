@@ -27,7 +27,7 @@ public static class BenchProgram
             using var owner = Client(baseUrl, args[1]);
             using var project = await ProjectClientAsync(owner, baseUrl);
             using var other = await ProjectClientAsync(owner, baseUrl);
-            return await ProofBench.RunAsync(project, other);
+            return await ProofBench.RunAsync(project, other, args.Length > 3 ? args[3].Split(',').ToHashSet(StringComparer.Ordinal) : null);
         }
 
         if (args.Length > 2 && args[2] == "adversarial")

@@ -20,33 +20,67 @@ internal static partial class ProofBench
     private static readonly TimeSpan Latency = TimeSpan.FromMilliseconds(200);
     private static readonly int[] SplitSizes = [66, 66, 68];
 
-    public static async Task<int> RunAsync(HttpClient http, HttpClient other)
+    /// <summary>Runs every row, or only <paramref name="only"/> (ids such as <c>P1,S3</c>; for working on one row).</summary>
+    public static async Task<int> RunAsync(HttpClient http, HttpClient other, IReadOnlySet<string>? only = null)
     {
         var database = Environment.GetEnvironmentVariable("AFNIO_BENCH_DATABASE")
             ?? throw new InvalidOperationException("AFNIO_BENCH_DATABASE is not set (bench/run.sh sets it).");
         var machine = ScaleBench.Machine();
         Console.WriteLine($"Afnio benchmark on {machine}");
         var rows = new List<Row>();
+        bool Wanted(params string[] ids) => only is null || ids.Any(only.Contains);
 
         // C1 first: it needs the Worker as it starts.
-        rows.Add(await ScaleBench.FirstJobAsync(http, database));
+        if (Wanted("C1"))
+        {
+            rows.Add(await ScaleBench.FirstJobAsync(http, database));
+        }
 
         // P5 next, so the worker's peak memory is its own and not left over from other measurements.
-        var graph = await BackwardBench.RunAsync(http, 10_000, 16);
-        rows.Add(new Row("P5", "backward over a 10,000-node graph without LLM: wall time, Worker peak memory", "≤ 10 s, ≤ 300 MB",
-            F($"{graph.Seconds:F2} s ({graph.Nodes} nodes), ") + (graph.WorkerPeakMegabytes is { } mb ? F($"{mb:F0} MB") : "memory not readable"),
-            graph.Seconds <= 10 && graph.WorkerPeakMegabytes is <= 300));
+        if (Wanted("P5"))
+        {
+            var graph = await BackwardBench.RunAsync(http, 10_000, 16);
+            rows.Add(new Row("P5", "backward over a 10,000-node graph without LLM: wall time, Worker peak memory", "≤ 10 s, ≤ 300 MB",
+                F($"{graph.Seconds:F2} s ({graph.Nodes} nodes), ") + (graph.WorkerPeakMegabytes is { } mb ? F($"{mb:F0} MB") : "memory not readable"),
+                graph.Seconds <= 10 && graph.WorkerPeakMegabytes is <= 300));
+        }
 
-        rows.Add(await ParallelBackwardAsync(http));
-        rows.AddRange(await TrainingAsync(http, database));
+        if (Wanted("P1"))
+        {
+            rows.Add(await ParallelBackwardAsync(http));
+        }
 
-        var trivial = await ScaleBench.TrivialJobsAsync(http);
-        rows.Add(trivial.Latency);
-        rows.Add(trivial.Cpu);
-        rows.Add(await InsertsAsync(http, database));
-        rows.Add(await ScaleBench.FairnessAsync(http, other, database, FacilityRunsAsync));
-        rows.Add(await ScaleBench.OneWorkerThroughputAsync(http));
-        rows.Add(await ScaleBench.TwoWorkersAsync(http, database));
+        if (Wanted("P2", "P6"))
+        {
+            rows.AddRange(await TrainingAsync(http, database));
+        }
+
+        if (Wanted("P3", "S3"))
+        {
+            var trivial = await ScaleBench.TrivialJobsAsync(http);
+            rows.Add(trivial.Latency);
+            rows.Add(trivial.Cpu);
+        }
+
+        if (Wanted("P4"))
+        {
+            rows.Add(await InsertsAsync(http, database));
+        }
+
+        if (Wanted("F1"))
+        {
+            rows.Add(await ScaleBench.FairnessAsync(http, other, database, FacilityRunsAsync));
+        }
+
+        if (Wanted("S2"))
+        {
+            rows.Add(await ScaleBench.OneWorkerThroughputAsync(http));
+        }
+
+        if (Wanted("S1"))
+        {
+            rows.Add(await ScaleBench.TwoWorkersAsync(http, database));
+        }
 
         Console.WriteLine();
         Console.WriteLine($"## Afnio benchmark, {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm} UTC, {machine}, fake provider at {Latency.TotalMilliseconds:F0} ms");

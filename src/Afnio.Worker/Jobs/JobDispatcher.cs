@@ -43,6 +43,7 @@ public sealed partial class JobDispatcher(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var slots = Math.Max(1, options.Value.Slots);
+        await WarmUpAsync(stoppingToken);
         var listener = PostgresListener.ListenAsync(configuration.GetPostgresConnectionString(), "afnio-dispatcher", JobNotifications.QueueChannel,
             _ => Wake(),
             connected: () =>
@@ -96,6 +97,27 @@ public sealed partial class JobDispatcher(
 
         await DrainAsync();
         await Task.WhenAll(listener, poll).ContinueWith(_ => { }, TaskScheduler.Default);
+    }
+
+    // The claim and the heartbeat, once each before the first job (nothing matches: no row changes).
+    private async Task WarmUpAsync(CancellationToken ct)
+    {
+        if (!configuration.GetValue("Afnio:WarmUp", true))
+        {
+            return;
+        }
+
+        try
+        {
+            await using var db = await contexts.CreateDbContextAsync(ct);
+            var recorder = new JobRecorder(db, clock, options);
+            await recorder.ClaimReadyAsync(0, options.Value.MaxRunningPerProject, ct);
+            await recorder.HeartbeatAsync(Guid.Empty, string.Empty, null, ct);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            LogClaimFailed(log, e);
+        }
     }
 
     private async Task<IReadOnlyList<Job>> ClaimAsync(int free, CancellationToken ct)

@@ -38,6 +38,8 @@ public class AfnioApiFactory : WebApplicationFactory<Program>, IAsyncLifetime
         builder.UseSetting("Afnio:KeyLookups:PerSecondPerAddress", "100000");
         // Schedule firings get their own Hangfire server; only the schedule tests need one.
         builder.UseSetting("Afnio:Schedules:RunFirings", "false");
+        // In-process hosts start warm enough; the separate processes of the crash tests warm up as in production.
+        builder.UseSetting("Afnio:WarmUp", "false");
         foreach (var (key, value) in Settings)
         {
             builder.UseSetting(key, value);

@@ -356,6 +356,79 @@ public sealed class BackwardEngineTests
         Assert.Equal([Combined("y", "g")], tape.GradTexts(y));
     }
 
+    [Fact]
+    public async Task ANodesChildren_RunWhileItsCommitIsInFlight_AndThePassEndsAfterEveryCommit()
+    {
+        var tape = new Tape();
+        var x = tape.Leaf("\"x\"", "x", requiresGrad: true);
+        var y = tape.Leaf("\"y\"", "y", requiresGrad: true);
+        var z = Assert.Single(await tape.ApplyAsync("add", Add(x, y)));
+        var sink = new ParentWaitsForChildSink(tape, tape[z].GradFnId!.Value);
+
+        await new BackwardEngine(OperationRegistry.Basic()).RunAsync(PlanFrom(tape, z), sink, new Dictionary<Guid, NodeResult>(), 4, CancellationToken.None);
+
+        // The add node's commit finished only after a child had been handed to the sink: the child did
+        // not wait for it. Every commit, the slow one included, is done when the pass returns.
+        Assert.True(sink.ParentCommitted);
+        Assert.Equal(3, tape.Committed.Count);
+        Assert.Equal([Combined("x", "g")], tape.GradTexts(x));
+        Assert.Equal([Combined("y", "g")], tape.GradTexts(y));
+    }
+
+    [Fact]
+    public async Task ACommitThatFails_FailsThePass()
+    {
+        var tape = new Tape();
+        var x = tape.Leaf("\"x\"", "x", requiresGrad: true);
+        var z = Assert.Single(await tape.ApplyAsync("add", Add(x, x)));
+        var sink = new FailingSink(tape, tape[z].GradFnId!.Value);
+
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() =>
+            new BackwardEngine(OperationRegistry.Basic()).RunAsync(PlanFrom(tape, z), sink, new Dictionary<Guid, NodeResult>(), 4, CancellationToken.None));
+        Assert.Equal("the database went away", error.Message);
+    }
+
+    private static BackwardPlan PlanFrom(Tape tape, Guid root) =>
+        BackwardPlan.Create(tape.Nodes, BackwardRoots.Resolve([tape[root]], [new GradientValue(VariableData.Of("g"), "")], _ => false), null,
+            new Dictionary<(Guid, int), IReadOnlyList<Guid>>());
+
+    // The parent's commit is slow: it completes only once a child's commit has been asked for (a
+    // second at most, then the test fails), as a durable commit on a busy disk would.
+    private sealed class ParentWaitsForChildSink(Tape tape, Guid parent) : INodeResultSink
+    {
+        private readonly TaskCompletionSource _child = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public bool ParentCommitted { get; private set; }
+
+        public async Task CommitAsync(NodeResult result, CancellationToken cancellationToken)
+        {
+            if (result.NodeId != parent)
+            {
+                _child.TrySetResult();
+                await tape.CommitAsync(result, cancellationToken);
+                return;
+            }
+
+            await _child.Task.WaitAsync(TimeSpan.FromSeconds(1), cancellationToken);
+            await tape.CommitAsync(result, cancellationToken);
+            ParentCommitted = true;
+        }
+    }
+
+    private sealed class FailingSink(Tape tape, Guid failing) : INodeResultSink
+    {
+        public async Task CommitAsync(NodeResult result, CancellationToken cancellationToken)
+        {
+            await Task.Yield();
+            if (result.NodeId == failing)
+            {
+                throw new InvalidOperationException("the database went away");
+            }
+
+            await tape.CommitAsync(result, cancellationToken);
+        }
+    }
+
     // Commits like the tape, and fires the drain once a number of nodes have committed.
     private sealed class DrainingSink(Tape tape, CancellationTokenSource drain, int after) : INodeResultSink
     {
