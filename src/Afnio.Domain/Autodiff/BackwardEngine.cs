@@ -29,11 +29,7 @@ public sealed record NodeResult(Guid NodeId, IReadOnlyList<GradientValue?> EdgeG
 /// <summary>Receives each node's result as soon as it is computed; a store commits it with the step's done mark.</summary>
 public interface INodeResultSink
 {
-    /// <summary>
-    /// Commits <paramref name="result"/>. Called once per executed node, a node always after the nodes
-    /// that feed it; the engine runs a node's children while its commit is in flight, so a sink must
-    /// make commits durable in call order (a later one never before an earlier one).
-    /// </summary>
+    /// <summary>Commits <paramref name="result"/>. Called once per executed node.</summary>
     Task CommitAsync(NodeResult result, CancellationToken cancellationToken);
 }
 
@@ -164,8 +160,8 @@ public sealed class BackwardPlan
 /// Runs a planned backward pass. A node runs once, when every planned node that feeds it has run,
 /// with all gradients for each of its outputs gathered (several are merged into one
 /// <c>&lt;ITEM&gt;</c> list; none gives <c>""</c>). AccumulateGrad appends one gradient per arriving
-/// path. Independent nodes run concurrently, up to a bound, so wall time follows the graph's depth,
-/// and a node's commit overlaps its children's work (the pass ends once every commit has). Incoming gradients are ordered by their source, never by timing, so every run gives the same result.
+/// path. Independent nodes run concurrently, up to a bound, so wall time follows the graph's depth.
+/// Incoming gradients are ordered by their source, never by timing, so every run gives the same result.
 /// </summary>
 public sealed class BackwardEngine(OperationRegistry operations)
 {
@@ -212,30 +208,6 @@ public sealed class BackwardEngine(OperationRegistry operations)
         }
 
         Exception? failure = null;
-        // A node's commit runs while its children run: they need its gradients, not its durability. The
-        // sink commits in arrival order (a child's step never commits before its parent's), and the pass
-        // ends only when every commit has.
-        var commits = new List<Task>();
-        void Commit(NodeResult result)
-        {
-            var commit = sink.CommitAsync(result, stop.Token);
-            lock (commits)
-            {
-                commits.Add(commit);
-            }
-
-            if (!commit.IsCompletedSuccessfully)
-            {
-                _ = commit.ContinueWith(
-                    t =>
-                    {
-                        Interlocked.CompareExchange(ref failure, t.Exception!.InnerException, null);
-                        stop.Cancel();
-                    },
-                    CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-            }
-        }
-
         async Task Worker()
         {
             try
@@ -249,20 +221,9 @@ public sealed class BackwardEngine(OperationRegistry operations)
                         break;
                     }
 
-                    NodeResult result;
-                    if (completed.TryGetValue(id, out var done))
-                    {
-                        result = done;
-                    }
-                    else
-                    {
-                        (result, var store) = await ExecuteAsync(plan, plan.Nodes[id], state[id].Drain(), stop.Token);
-                        if (store)
-                        {
-                            Commit(result);
-                        }
-                    }
-
+                    var result = completed.TryGetValue(id, out var done)
+                        ? done
+                        : await ExecuteAsync(plan, plan.Nodes[id], state[id].Drain(), sink, stop.Token);
                     foreach (var (edge, i) in plan.Nodes[id].NextFunctions.Select((e, i) => (e, i)))
                     {
                         if (edge.NodeId is not { } child || !state.TryGetValue(child, out var target))
@@ -299,22 +260,6 @@ public sealed class BackwardEngine(OperationRegistry operations)
         }
 
         await Task.WhenAll(Enumerable.Range(0, Math.Min(maxConcurrency, state.Count)).Select(_ => Task.Run(Worker, CancellationToken.None)));
-        Task[] pending;
-        lock (commits)
-        {
-            pending = [.. commits];
-        }
-
-        try
-        {
-            await Task.WhenAll(pending);
-        }
-        catch (Exception) when (pending.Any(t => t.IsFaulted || t.IsCanceled))
-        {
-            // The first failed commit is the pass's failure (or the pass was cancelled).
-            Interlocked.CompareExchange(ref failure, pending.FirstOrDefault(t => t.IsFaulted)?.Exception!.InnerException, null);
-        }
-
         cancellationToken.ThrowIfCancellationRequested();
         if (failure is not null)
         {
@@ -327,9 +272,8 @@ public sealed class BackwardEngine(OperationRegistry operations)
         }
     }
 
-    // Runs a node; Store is false for a node nothing reached (it has nothing to commit).
-    private async Task<(NodeResult Result, bool Store)> ExecuteAsync(
-        BackwardPlan plan, GraphNode node, IReadOnlyList<Incoming> incoming, CancellationToken ct)
+    private async Task<NodeResult> ExecuteAsync(
+        BackwardPlan plan, GraphNode node, IReadOnlyList<Incoming> incoming, INodeResultSink sink, CancellationToken ct)
     {
         NodeResult result;
         if (node.IsAccumulateGrad)
@@ -342,7 +286,7 @@ public sealed class BackwardEngine(OperationRegistry operations)
         else if (incoming.Count == 0)
         {
             // Nothing reached this node (every path to it carried no gradient): running it would only cost.
-            return (new NodeResult(node.Id, [.. node.NextFunctions.Select(_ => (GradientValue?)null)], []), false);
+            return new NodeResult(node.Id, [.. node.NextFunctions.Select(_ => (GradientValue?)null)], []);
         }
         else
         {
@@ -364,7 +308,8 @@ public sealed class BackwardEngine(OperationRegistry operations)
             result = new NodeResult(node.Id, grads, appends);
         }
 
-        return (result, true);
+        await sink.CommitAsync(result, ct);
+        return result;
     }
 
     // Outputs are counted from the saved context when the op records it, else from what arrived.
